@@ -1,57 +1,376 @@
-// numamap/topology.hpp — PLACEHOLDER (single-node fallback only); the NUMA placement work
-// replaces it with hwloc / sysfs discovery. The interface is the contract's.
+// numamap/topology.hpp — the machine's NUMA layout: nodes, their cpus, packages, memory and
+// distances, discovered once; and the node of the calling thread, cheaply.
+//
+// Sources, tried in this order by topology::system() (docs/topology.md):
+//   "hwloc"     hwloc 2 (when NUMAMAP_HAVE_HWLOC, unless NUMAMAP_DISABLE_HWLOC=1);
+//               "synthetic" or "xml" when HWLOC_SYNTHETIC / HWLOC_XMLFILE replaced the machine
+//   "sysfs"     /sys/devices/system/node (unless NUMAMAP_DISABLE_SYSFS=1)
+//   "fallback"  one node 0 with every online cpu
+// topology::synthetic() and topology::from_xml() need hwloc; without it they throw
+// std::runtime_error.
+//
+// Definitions:
+// - node ids and cpu numbers are the OS numbers (numactl, /sys, sched_getcpu); packages are
+//   dense logical indexes (no_package for a node in no package, e.g. CPU-less far memory).
+// - Only nodes with memory that the process may use (cgroup cpuset / mems_allowed) count;
+//   cpus are the online cpus the process's cgroup allows.
+// - node_info::cpus is a partition: each cpu belongs to its nearest node with memory, like the
+//   kernel's cpu_to_node; a CPU-less node has an empty list.
+// - distance() is the ACPI SLIT value (10 = local) from hwloc's "NUMALatency" matrix or sysfs;
+//   where none is known (synthetic topologies, XML without one) it is 10 on the diagonal, 11
+//   between nodes of one package and 20 otherwise.
+//
+// A topology is an immutable value: copying it is cheap enough, and every const member may be
+// called from any number of threads.
 #pragma once
 
+#include "detail/current_cpu.hpp"
+#include "detail/topology_raw.hpp"
+#include "detail/topology_sysfs.hpp"
+#include "fwd.hpp"
+
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <thread>
+#include <utility>
 #include <vector>
-
-#include "fwd.hpp"
+#if NUMAMAP_HAVE_HWLOC
+#include "detail/hwloc.hpp"
+#endif
 
 NUMAMAP_BEGIN_NAMESPACE
 
 struct node_info {
-  node_id id = 0;
-  unsigned package = 0;
-  std::vector<unsigned> cpus;
+  node_id id = 0;              ///< OS node number
+  unsigned package = 0;        ///< logical package (socket) index, or no_package
+  std::vector<unsigned> cpus;  ///< OS cpu numbers whose nearest memory node this is
   std::uint64_t local_memory_bytes = 0;
 };
 
+namespace detail {
+struct topology_access;
+inline bool env_flag(const char* name) noexcept {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' && std::string_view(v) != "0";
+}
+}  // namespace detail
+
 class topology {
  public:
+  /// The machine this process runs on, discovered on the first call (thread-safe) and kept for
+  /// the life of the process. Never throws for discovery problems: it degrades to "sysfs", then
+  /// to "fallback" (see source()).
   static const topology& system() {
-    static const topology t = make_fallback();
+    static const topology t = discover(!detail::env_flag("NUMAMAP_DISABLE_HWLOC"),
+                                       !detail::env_flag("NUMAMAP_DISABLE_SYSFS"));
     return t;
   }
+
+  /// A topology described in hwloc's synthetic syntax, e.g. "pack:2 numa:2 core:2 pu:1".
+  /// Throws std::invalid_argument naming the description (and the token where hwloc stopped)
+  /// when it is malformed, std::runtime_error when numamap was built without hwloc.
+  static topology synthetic(std::string_view hwloc_desc) {
+    const std::string desc(hwloc_desc);
+#if NUMAMAP_HAVE_HWLOC
+    if (desc.find_first_not_of(" \t\n") == std::string::npos) {
+      throw std::invalid_argument(
+          "numamap::topology::synthetic: empty hwloc synthetic description \"" + desc + "\"");
+    }
+    detail::raw_topology raw;
+    std::string why;
+    if (!detail::hwloc_discover(detail::hwloc_input::synthetic, desc, raw, why)) {
+      throw std::invalid_argument(
+          "numamap::topology::synthetic: malformed hwloc synthetic "
+          "description \"" +
+          desc + "\"" + bad_synthetic_token(desc) + ": " + why);
+    }
+    return topology(std::move(raw));
+#else
+    throw std::runtime_error("numamap::topology::synthetic(\"" + desc +
+                             "\"): numamap was built without hwloc (NUMAMAP_HAVE_HWLOC=0); "
+                             "synthetic topologies need hwloc 2");
+#endif
+  }
+
+  /// A topology read from an XML file written by `lstopo --of xml` (hwloc 2).
+  /// Throws std::runtime_error naming the path when the file cannot be opened,
+  /// std::invalid_argument naming it when it is not a valid topology, std::runtime_error when
+  /// numamap was built without hwloc.
+  static topology from_xml(const std::string& path) {
+#if NUMAMAP_HAVE_HWLOC
+    {
+      std::ifstream probe(path);
+      if (!probe) {
+        throw std::runtime_error("numamap::topology::from_xml: cannot open \"" + path + "\"");
+      }
+    }
+    detail::raw_topology raw;
+    std::string why;
+    if (!detail::hwloc_discover(detail::hwloc_input::xml, path, raw, why)) {
+      throw std::invalid_argument("numamap::topology::from_xml: \"" + path + "\": " + why);
+    }
+    return topology(std::move(raw));
+#else
+    throw std::runtime_error("numamap::topology::from_xml(\"" + path +
+                             "\"): numamap was built without hwloc (NUMAMAP_HAVE_HWLOC=0); "
+                             "XML topologies need hwloc 2");
+#endif
+  }
+
   std::size_t node_count() const noexcept { return nodes_.size(); }
-  std::size_t package_count() const noexcept { return 1; }
-  std::size_t cpu_count() const noexcept { return nodes_.empty() ? 0 : nodes_[0].cpus.size(); }
+  std::size_t package_count() const noexcept { return package_count_; }
+  std::size_t cpu_count() const noexcept { return cpus_.size(); }
+  /// The nodes, sorted by id.
   const std::vector<node_info>& nodes() const noexcept { return nodes_; }
+
+  /// The node with this id; std::out_of_range naming the id when there is none.
+  const node_info& node(node_id id) const { return nodes_[index_of(id, "node")]; }
+  /// Whether a node with this id exists.
+  bool has_node(node_id id) const noexcept {
+    return id < node_index_.size() && node_index_[id] != invalid_;
+  }
+
+  /// Relative distance (10 = local). std::out_of_range naming the id for an unknown node.
   unsigned distance(node_id from, node_id to) const {
-    if (from != 0 || to != 0) throw std::out_of_range("numamap::topology::distance: unknown node");
-    return 10;
+    const std::size_t f = index_of(from, "distance"), t = index_of(to, "distance");
+    return distances_[f * nodes_.size() + t];
   }
+
+  /// The node of an OS cpu number; std::out_of_range naming the cpu if the topology lacks it.
   node_id node_of_cpu(unsigned cpu) const {
-    if (cpu >= cpu_count()) throw std::out_of_range("numamap::topology::node_of_cpu: unknown cpu");
-    return 0;
+    if (cpu >= cpu_node_.size() || cpu_node_[cpu] == invalid_) {
+      throw std::out_of_range("numamap::topology::node_of_cpu: unknown cpu " + std::to_string(cpu) +
+                              " (the " + std::string(source_) + " topology has " +
+                              std::to_string(cpus_.size()) + " cpus)");
+    }
+    return cpu_node_[cpu];
   }
-  node_id current_node() const noexcept { return 0; }
-  std::string_view source() const noexcept { return "fallback"; }
-  std::string describe() const { return "1 node (fallback)"; }
+
+  /// The node of the cpu the calling thread runs on. No system call on the hot path: the cpu
+  /// comes from sched_getcpu() (rseq / vDSO) cached per thread for
+  /// detail::current_cpu_refresh_interval calls. For a topology that does not describe this
+  /// machine (synthetic, xml) or a cpu it does not know, cpu number modulo cpu_count() picks a
+  /// cpu of the topology. A hint only: the thread may migrate.
+  node_id current_node() const noexcept {
+    const unsigned cpu = detail::cached_current_cpu();
+    if (!foreign_ && cpu < cpu_node_.size()) {
+      const node_id n = cpu_node_[cpu];
+      if (n != invalid_) return n;
+    }
+    if (cpus_.empty()) return nodes_.empty() ? 0 : nodes_.front().id;
+    return cpu_node_[cpus_[cpu % cpus_.size()]];
+  }
+
+  /// "hwloc", "sysfs", "synthetic", "xml" or "fallback".
+  std::string_view source() const noexcept { return source_; }
+
+  /// Human-readable, in the style of `numactl --hardware`.
+  std::string describe() const {
+    std::ostringstream os;
+    os << "source: " << source_ << " (" << nodes_.size() << " nodes, " << package_count_
+       << " packages, " << cpus_.size() << " cpus)\n";
+    os << "available: " << nodes_.size() << " nodes (";
+    for (std::size_t i = 0; i < nodes_.size(); ++i) os << (i ? "," : "") << nodes_[i].id;
+    os << ")\n";
+    for (const node_info& n : nodes_) {
+      os << "node " << n.id << " cpus:";
+      for (unsigned c : n.cpus) os << ' ' << c;
+      os << "\nnode " << n.id << " size: " << (n.local_memory_bytes >> 20) << " MB\n";
+      os << "node " << n.id << " package: ";
+      if (n.package == no_package) {
+        os << "none";
+      } else {
+        os << n.package;
+      }
+      os << '\n';
+    }
+    os << "node distances:\nnode ";
+    for (const node_info& n : nodes_) os << ' ' << pad(std::to_string(n.id), 3);
+    os << '\n';
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+      os << pad(std::to_string(nodes_[i].id), 3) << ": ";
+      for (std::size_t j = 0; j < nodes_.size(); ++j) {
+        os << ' ' << pad(std::to_string(distances_[i * nodes_.size() + j]), 3);
+      }
+      os << '\n';
+    }
+    return os.str();
+  }
 
  private:
-  static topology make_fallback() {
-    topology t;
-    node_info n;
-    unsigned c = std::thread::hardware_concurrency();
-    for (unsigned i = 0; i < (c ? c : 1); ++i) n.cpus.push_back(i);
-    t.nodes_.push_back(n);
-    return t;
+  friend struct detail::topology_access;
+  static constexpr unsigned invalid_ = ~0U;
+
+  explicit topology(detail::raw_topology raw) : source_(raw.source), foreign_(raw.foreign) {
+    std::sort(raw.nodes.begin(), raw.nodes.end(),
+              [](const detail::raw_node& a, const detail::raw_node& b) { return a.id < b.id; });
+    if (raw.nodes.empty()) {
+      throw std::invalid_argument("numamap::topology: the " + std::string(source_) +
+                                  " topology has no NUMA node");
+    }
+    node_id max_id = raw.nodes.back().id;
+    node_index_.assign(static_cast<std::size_t>(max_id) + 1, invalid_);
+    for (std::size_t i = 0; i < raw.nodes.size(); ++i) {
+      const detail::raw_node& r = raw.nodes[i];
+      if (node_index_[r.id] != invalid_) {
+        throw std::invalid_argument("numamap::topology: node " + std::to_string(r.id) +
+                                    " appears twice in the " + std::string(source_) + " topology");
+      }
+      node_index_[r.id] = static_cast<unsigned>(i);
+      node_info n;
+      n.id = r.id;
+      n.package = r.package;
+      n.local_memory_bytes = r.memory;
+      nodes_.push_back(std::move(n));
+    }
+    for (const auto& [cpu, node] : raw.cpus) {
+      if (!has_node(node)) {
+        throw std::invalid_argument("numamap::topology: cpu " + std::to_string(cpu) +
+                                    " maps to unknown node " + std::to_string(node));
+      }
+      if (cpu >= cpu_node_.size()) cpu_node_.resize(static_cast<std::size_t>(cpu) + 1, invalid_);
+      if (cpu_node_[cpu] != invalid_) continue;  // a cpu belongs to one node only
+      cpu_node_[cpu] = node;
+      cpus_.push_back(cpu);
+      nodes_[node_index_[node]].cpus.push_back(cpu);
+    }
+    std::sort(cpus_.begin(), cpus_.end());
+    for (node_info& n : nodes_) std::sort(n.cpus.begin(), n.cpus.end());
+
+    if (raw.package_count != 0) {
+      package_count_ = raw.package_count;
+    } else {
+      std::vector<unsigned> pkgs;
+      for (const node_info& n : nodes_) {
+        if (n.package != no_package) pkgs.push_back(n.package);
+      }
+      std::sort(pkgs.begin(), pkgs.end());
+      package_count_ =
+          static_cast<std::size_t>(std::unique(pkgs.begin(), pkgs.end()) - pkgs.begin());
+      if (package_count_ == 0) package_count_ = 1;
+    }
+
+    const std::size_t n = nodes_.size();
+    distances_.assign(n * n, 0);
+    for (std::size_t i = 0; i < n; ++i) {
+      for (std::size_t j = 0; j < n; ++j) {
+        const node_info &a = nodes_[i], &b = nodes_[j];
+        distances_[i * n + j] = i == j                                              ? 10U
+                                : a.package == b.package && a.package != no_package ? 11U
+                                                                                    : 20U;
+      }
+    }
+    for (const auto& d : raw.distances) {
+      if (has_node(d.from) && has_node(d.to) && d.value != 0) {
+        distances_[node_index_[d.from] * n + node_index_[d.to]] = d.value;
+      }
+    }
   }
-  std::vector<node_info> nodes_;
+
+  static topology discover(bool use_hwloc, bool use_sysfs) {
+#if NUMAMAP_HAVE_HWLOC
+    if (use_hwloc) {
+      detail::raw_topology raw;
+      std::string why;
+      try {
+        if (detail::hwloc_discover(detail::hwloc_input::system, std::string(), raw, why)) {
+          return topology(std::move(raw));
+        }
+      } catch (const std::exception&) {
+        // fall through to sysfs
+      }
+    }
+#else
+    (void)use_hwloc;
+#endif
+    if (use_sysfs) {
+      try {
+        if (auto raw = detail::sysfs_discover("/sys/devices/system", true)) {
+          return topology(std::move(*raw));
+        }
+      } catch (const std::exception&) {
+        // fall through to the single node
+      }
+    }
+    return topology(detail::fallback_discover());
+  }
+
+  std::size_t index_of(node_id id, const char* what) const {
+    if (!has_node(id)) {
+      throw std::out_of_range("numamap::topology::" + std::string(what) + ": unknown node " +
+                              std::to_string(id) + " (the " + std::string(source_) +
+                              " topology has nodes " + node_list() + ")");
+    }
+    return node_index_[id];
+  }
+
+  std::string node_list() const {
+    std::string s;
+    for (const node_info& n : nodes_) s += (s.empty() ? "" : ",") + std::to_string(n.id);
+    return s;
+  }
+
+  static std::string pad(const std::string& s, std::size_t w) {
+    return s.size() >= w ? s : std::string(w - s.size(), ' ') + s;
+  }
+
+#if NUMAMAP_HAVE_HWLOC
+  // hwloc only says EINVAL (its message needs HWLOC_SYNTHETIC_VERBOSE=1 and goes to stderr):
+  // find the first token whose addition makes the description fail. A prefix is tried with a
+  // "pu:1" level appended, since hwloc requires the last level to be PU.
+  static std::string bad_synthetic_token(const std::string& desc) {
+    std::istringstream in(desc);
+    std::vector<std::string> tokens;
+    for (std::string tok; in >> tok;) tokens.push_back(tok);
+    std::string prefix;
+    for (const std::string& tok : tokens) {
+      prefix += (prefix.empty() ? "" : " ") + tok;
+      const bool is_pu =
+          tok.size() >= 2 && (tok[0] == 'p' || tok[0] == 'P') && (tok[1] == 'u' || tok[1] == 'U');
+      const std::string candidate = is_pu ? prefix : prefix + " pu:1";
+      hwloc_topology_t t = nullptr;
+      if (hwloc_topology_init(&t) != 0) return std::string();
+      const int rc = hwloc_topology_set_synthetic(t, candidate.c_str());
+      hwloc_topology_destroy(t);
+      if (rc != 0) return " at token '" + tok + "'";
+    }
+    return tokens.empty() ? std::string()
+                          : " at token '" + tokens.back() + "' (the last level must be pu)";
+  }
+#endif
+
+  const char* source_ = "fallback";
+  bool foreign_ = false;
+  std::size_t package_count_ = 1;
+  std::vector<node_info> nodes_;      // sorted by id
+  std::vector<unsigned> node_index_;  // node id -> index in nodes_, or invalid_
+  std::vector<node_id> cpu_node_;     // OS cpu -> node id, or invalid_
+  std::vector<unsigned> cpus_;        // every cpu of the topology, sorted
+  std::vector<unsigned> distances_;   // nodes_.size()^2, row = from
 };
+
+namespace detail {
+/// Test and tooling access to the discovery paths and to topologies built from plain data.
+struct topology_access {
+  /// Runs discovery as topology::system() would, with backends switched on or off.
+  static topology discover(bool use_hwloc, bool use_sysfs) {
+    return topology::discover(use_hwloc, use_sysfs);
+  }
+  /// The sysfs backend on another root (a fixture directory); std::runtime_error if unusable.
+  static topology from_sysfs(const std::string& root, bool restrict_to_process = false) {
+    std::string why;
+    auto raw = sysfs_discover(root, restrict_to_process, &why);
+    if (!raw) throw std::runtime_error("numamap::topology (sysfs): " + why);
+    return topology(std::move(*raw));
+  }
+  /// A topology from plain data (std::invalid_argument when inconsistent).
+  static topology from_raw(raw_topology raw) { return topology(std::move(raw)); }
+};
+}  // namespace detail
 
 NUMAMAP_END_NAMESPACE

@@ -1,0 +1,278 @@
+// numamap/detail/topology_sysfs.hpp — topology discovery from Linux sysfs, used when hwloc is
+// not compiled in or fails (or NUMAMAP_DISABLE_HWLOC=1), and the single-node fallback used
+// when sysfs is unreadable too.
+//
+// What is read (root = /sys/devices/system):
+//   node/online                         the online nodes (not node/possible)
+//   node/nodeN/cpulist                  the cpus of node N
+//   node/nodeN/meminfo                  "Node N MemTotal: ... kB"
+//   node/nodeN/distance                 one row; the columns are the *online* nodes in order
+//   cpu/cpuC/topology/physical_package_id
+// Restrictions of the process (when `restrict_to_process`): nodes outside
+// /proc/self/status Mems_allowed_list (the cpuset's mems) and cpus outside the cgroup's
+// effective cpuset are left out. Thread affinity (taskset, sched_setaffinity) is *not* a
+// restriction: it is per thread and may change; the topology describes what the process may use.
+// Nodes without memory or not allowed are dropped, and their cpus go to the nearest remaining
+// node by distance (ties: lowest id), as the kernel's cpu_to_mem and hwloc 2 do.
+#pragma once
+
+#include "topology_raw.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+NUMAMAP_BEGIN_NAMESPACE
+namespace detail {
+
+inline bool read_text_file(const std::string& path, std::string& out) {
+  std::ifstream in(path);
+  if (!in) return false;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  out = ss.str();
+  return true;
+}
+
+/// Parses a Linux cpu/node list such as "0-3,8,10-11\n". Returns false on malformed input.
+inline bool parse_id_list(const std::string& text, std::vector<unsigned>& out) {
+  out.clear();
+  std::string s;
+  for (char c : text) {
+    if (c != '\n' && c != ' ' && c != '\t') s.push_back(c);
+  }
+  if (s.empty()) return true;
+  std::size_t pos = 0;
+  while (pos <= s.size()) {
+    std::size_t comma = s.find(',', pos);
+    if (comma == std::string::npos) comma = s.size();
+    const std::string item = s.substr(pos, comma - pos);
+    if (item.empty()) return false;
+    const std::size_t dash = item.find('-');
+    try {
+      std::size_t used = 0;
+      if (dash == std::string::npos) {
+        const unsigned long v = std::stoul(item, &used);
+        if (used != item.size()) return false;
+        out.push_back(static_cast<unsigned>(v));
+      } else {
+        const std::string a = item.substr(0, dash), b = item.substr(dash + 1);
+        std::size_t ua = 0, ub = 0;
+        const unsigned long lo = std::stoul(a, &ua), hi = std::stoul(b, &ub);
+        if (ua != a.size() || ub != b.size() || lo > hi || hi - lo > (1UL << 20)) return false;
+        for (unsigned long v = lo; v <= hi; ++v) out.push_back(static_cast<unsigned>(v));
+      }
+    } catch (const std::exception&) {
+      return false;
+    }
+    pos = comma + 1;
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return true;
+}
+
+/// Reads "Node N <key>: <value> kB" from a node's meminfo; nullopt if absent.
+inline std::optional<std::uint64_t> read_node_meminfo(const std::string& node_dir,
+                                                      const std::string& key) {
+  std::ifstream in(node_dir + "/meminfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    const std::size_t k = line.find(key + ":");
+    if (k == std::string::npos) continue;
+    std::istringstream rest(line.substr(k + key.size() + 1));
+    std::uint64_t v = 0;
+    std::string unit;
+    if (!(rest >> v)) return std::nullopt;
+    rest >> unit;
+    return unit == "kB" ? v * 1024 : v;
+  }
+  return std::nullopt;
+}
+
+/// The value of a "Key:\tvalue" line of /proc/self/status.
+inline std::optional<std::string> proc_status_field(const std::string& key) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.compare(0, key.size() + 1, key + ":") == 0) return line.substr(key.size() + 1);
+  }
+  return std::nullopt;
+}
+
+/// The cgroup's effective cpuset (v2, then v1), or nullopt when it cannot be read.
+inline std::optional<std::vector<unsigned>> cgroup_effective_cpus() {
+  std::ifstream in("/proc/self/cgroup");
+  std::string line;
+  std::vector<std::string> candidates;
+  while (std::getline(in, line)) {
+    const std::size_t a = line.find(':'), b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    const std::string controllers = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+    if (line.compare(0, a, "0") == 0 && controllers.empty()) {
+      candidates.push_back("/sys/fs/cgroup" + path + "/cpuset.cpus.effective");
+    } else if (controllers.find("cpuset") != std::string::npos) {
+      candidates.push_back("/sys/fs/cgroup/cpuset" + path + "/cpuset.effective_cpus");
+    }
+  }
+  for (const std::string& c : candidates) {
+    std::string text;
+    std::vector<unsigned> cpus;
+    if (read_text_file(c, text) && parse_id_list(text, cpus) && !cpus.empty()) return cpus;
+  }
+  return std::nullopt;
+}
+
+/// Reads the topology below `root` (normally "/sys/devices/system"). Returns nullopt, with the
+/// reason in `why`, when sysfs cannot describe the machine.
+inline std::optional<raw_topology> sysfs_discover(const std::string& root, bool restrict_to_process,
+                                                  std::string* why = nullptr) {
+  auto fail = [&](const std::string& reason) -> std::optional<raw_topology> {
+    if (why != nullptr) *why = reason;
+    return std::nullopt;
+  };
+  std::string text;
+  std::vector<unsigned> online;
+  if (!read_text_file(root + "/node/online", text))
+    return fail("cannot read " + root + "/node/online");
+  if (!parse_id_list(text, online) || online.empty())
+    return fail("malformed " + root + "/node/online: '" + text + "'");
+
+  std::vector<unsigned> allowed_mems;
+  bool have_allowed_mems = false;
+  std::optional<std::vector<unsigned>> allowed_cpus;
+  if (restrict_to_process) {
+    if (auto f = proc_status_field("Mems_allowed_list")) {
+      have_allowed_mems = parse_id_list(*f, allowed_mems) && !allowed_mems.empty();
+    }
+    allowed_cpus = cgroup_effective_cpus();
+  }
+
+  struct sys_node {
+    node_id id;
+    std::vector<unsigned> cpus;
+    std::uint64_t memory = 0;
+    std::vector<unsigned> distance;  // by index in `online`
+    bool keep = true;
+  };
+  std::vector<sys_node> all;
+  for (unsigned id : online) {
+    sys_node n;
+    n.id = id;
+    const std::string dir = root + "/node/node" + std::to_string(id);
+    if (!read_text_file(dir + "/cpulist", text) || !parse_id_list(text, n.cpus))
+      return fail("cannot read " + dir + "/cpulist");
+    n.memory = read_node_meminfo(dir, "MemTotal").value_or(0);
+    if (read_text_file(dir + "/distance", text)) {
+      std::istringstream ds(text);
+      unsigned v = 0;
+      while (ds >> v) n.distance.push_back(v);
+      if (n.distance.size() != online.size()) n.distance.clear();
+    }
+    if (n.memory == 0) n.keep = false;
+    if (have_allowed_mems && !std::binary_search(allowed_mems.begin(), allowed_mems.end(), id))
+      n.keep = false;
+    all.push_back(std::move(n));
+  }
+  if (std::none_of(all.begin(), all.end(), [](const sys_node& n) { return n.keep; })) {
+    return fail("no online node with memory allowed to the process under " + root + "/node");
+  }
+
+  // Packages: dense indexes in the order of the first cpu seen (hwloc's logical order).
+  std::map<unsigned, unsigned> cpu_package;  // cpu -> logical package
+  {
+    std::map<long, unsigned> physical_to_logical;
+    std::vector<unsigned> every_cpu;
+    for (const sys_node& n : all) every_cpu.insert(every_cpu.end(), n.cpus.begin(), n.cpus.end());
+    std::sort(every_cpu.begin(), every_cpu.end());
+    for (unsigned cpu : every_cpu) {
+      long phys = 0;
+      std::string t;
+      if (read_text_file(root + "/cpu/cpu" + std::to_string(cpu) + "/topology/physical_package_id",
+                         t)) {
+        try {
+          phys = std::stol(t);
+        } catch (const std::exception&) {
+          phys = 0;
+        }
+      }
+      auto it = physical_to_logical.find(phys);
+      if (it == physical_to_logical.end()) {
+        it = physical_to_logical.emplace(phys, static_cast<unsigned>(physical_to_logical.size()))
+                 .first;
+      }
+      cpu_package[cpu] = it->second;
+    }
+  }
+
+  raw_topology raw;
+  raw.source = "sysfs";
+  auto index_of = [&](node_id id) {
+    return static_cast<std::size_t>(std::find(online.begin(), online.end(), id) - online.begin());
+  };
+  for (const sys_node& n : all) {
+    if (!n.keep) continue;
+    raw_node r;
+    r.id = n.id;
+    r.memory = n.memory;
+    r.package = n.cpus.empty() ? no_package : cpu_package[n.cpus.front()];
+    raw.nodes.push_back(r);
+  }
+  for (const sys_node& n : all) {
+    for (unsigned cpu : n.cpus) {
+      if (allowed_cpus && !std::binary_search(allowed_cpus->begin(), allowed_cpus->end(), cpu))
+        continue;
+      node_id target = n.id;
+      if (!n.keep) {  // the nearest kept node by this node's distance row; ties: lowest id
+        unsigned best = ~0U;
+        bool found = false;
+        for (const raw_node& k : raw.nodes) {
+          const unsigned d = n.distance.empty() ? (k.package == cpu_package[cpu] ? 11U : 20U)
+                                                : n.distance[index_of(k.id)];
+          if (!found || d < best) {
+            best = d;
+            target = k.id;
+            found = true;
+          }
+        }
+      }
+      raw.cpus.emplace_back(cpu, target);
+    }
+  }
+  for (const sys_node& from : all) {
+    if (!from.keep || from.distance.empty()) continue;
+    for (const sys_node& to : all) {
+      if (to.keep) raw.distances.push_back({from.id, to.id, from.distance[index_of(to.id)]});
+    }
+  }
+  return raw;
+}
+
+/// One node 0 holding every online cpu and all memory: the last resort.
+inline raw_topology fallback_discover() {
+  raw_topology raw;
+  raw.source = "fallback";
+  raw_node n;
+  n.id = 0;
+  n.package = 0;
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  n.memory = pages > 0 && page > 0
+                 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page)
+                 : 0;
+  raw.nodes.push_back(n);
+  const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
+  const unsigned count = online > 0 ? static_cast<unsigned>(online) : 1U;
+  for (unsigned c = 0; c < count; ++c) raw.cpus.emplace_back(c, 0U);
+  return raw;
+}
+
+}  // namespace detail
+NUMAMAP_END_NAMESPACE
