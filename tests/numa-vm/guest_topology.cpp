@@ -1,0 +1,130 @@
+// tests/numa-vm/guest_topology.cpp — the guest kernel's layout, numamap::topology::system()
+// and current_node(), each against the layout QEMU was given.
+#include "guest_checks.hpp"
+
+#include <numamap/topology.hpp>
+
+#include <algorithm>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace numa_vm {
+
+// The kernel first: proves the harness gave the guest the nodes it meant to, independently of
+// numamap (sysfs, and pages bound by a raw mbind landing where move_pages says).
+void check_kernel_layout(const layout& want) {
+  const std::string online = read_file("/sys/devices/system/node/online");
+  const std::string want_online = want.nodes() == 1 ? "0" : cat("0-", want.nodes() - 1);
+  NUMA_VM_CHECK_EQ(online, want_online, "/sys/devices/system/node/online");
+
+  std::set<std::string> package_ids;
+  for (std::size_t n = 0; n < want.nodes(); ++n) {
+    const std::string dir = cat("/sys/devices/system/node/node", n);
+    const std::vector<unsigned> cpus = parse_cpu_list(read_file(dir + "/cpulist"));
+    NUMA_VM_CHECK(cpus == want.node_cpus[n], dir, "/cpulist = ", list(cpus), ", want ",
+                  list(want.node_cpus[n]));
+    std::vector<unsigned> row;
+    for (const std::string& d : split(read_file(dir + "/distance"), ' '))
+      if (!d.empty()) row.push_back(static_cast<unsigned>(std::stoul(d)));
+    std::vector<unsigned> want_row(
+        want.distances.begin() + static_cast<long>(n * want.nodes()),
+        want.distances.begin() + static_cast<long>((n + 1) * want.nodes()));
+    NUMA_VM_CHECK(row == want_row, dir, "/distance = ", list(row), ", want ", list(want_row));
+    for (unsigned cpu : want.node_cpus[n])
+      package_ids.insert(
+          read_file(cat("/sys/devices/system/cpu/cpu", cpu, "/topology/physical_package_id")));
+  }
+  NUMA_VM_CHECK_EQ(package_ids.size(), std::size_t{want.packages},
+                   "distinct physical_package_id of the cpus");
+
+  // Raw placement: 16 pages per node under MPOL_BIND, touched, then asked with move_pages.
+  const std::size_t len = 16 * page_size();
+  for (std::size_t n = 0; n < want.nodes(); ++n) {
+    void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::runtime_error("mmap failed");
+    const long rc = raw_mbind(p, len, mpol_bind, {static_cast<unsigned>(n)});
+    NUMA_VM_CHECK_EQ(rc, 0L, "raw mbind(MPOL_BIND, node ", n, "), errno ", errno);
+    for (std::size_t off = 0; off < len; off += page_size()) static_cast<char*>(p)[off] = 1;
+    const auto h = histogram(raw_page_nodes(p, len));
+    NUMA_VM_CHECK(
+        h.size() == 1 && h.count(static_cast<int>(n)) == 1 && h.at(static_cast<int>(n)) == 16,
+        "raw mbind to node ", n, ": move_pages says ", to_string(h));
+    munmap(p, len);
+  }
+}
+
+void check_topology(const layout& want) {
+  const numamap::topology& topo = numamap::topology::system();
+  std::printf("%s\n", topo.describe().c_str());
+  NUMA_VM_CHECK_EQ(std::string(topo.source()), std::string("hwloc"), "topology::source()");
+  NUMA_VM_CHECK_EQ(topo.node_count(), want.nodes(), "node_count()");
+  NUMA_VM_CHECK_EQ(topo.package_count(), std::size_t{want.packages}, "package_count()");
+  std::size_t cpus = 0;
+  for (const auto& c : want.node_cpus) cpus += c.size();
+  NUMA_VM_CHECK_EQ(topo.cpu_count(), cpus, "cpu_count()");
+  const auto& nodes = topo.nodes();
+  NUMA_VM_CHECK_EQ(nodes.size(), want.nodes(), "nodes().size()");
+  for (std::size_t i = 0; i < std::min(nodes.size(), want.nodes()); ++i) {
+    const numamap::node_info& n = nodes[i];
+    NUMA_VM_CHECK_EQ(n.id, static_cast<numamap::node_id>(i), "nodes()[", i, "].id");
+    NUMA_VM_CHECK_EQ(n.package, want.node_package[i], "nodes()[", i, "].package");
+    std::vector<unsigned> got = n.cpus;
+    std::sort(got.begin(), got.end());
+    NUMA_VM_CHECK(got == want.node_cpus[i], "nodes()[", i, "].cpus = ", list(got), ", want ",
+                  list(want.node_cpus[i]));
+    // The kernel keeps some of each node for itself: local memory lies between half the
+    // configured size and the configured size.
+    const std::uint64_t configured = want.node_mem_mib[i] << 20;
+    NUMA_VM_CHECK(n.local_memory_bytes <= configured && n.local_memory_bytes >= configured / 2,
+                  "nodes()[", i, "].local_memory_bytes = ", n.local_memory_bytes, ", configured ",
+                  configured);
+    for (unsigned cpu : want.node_cpus[i])
+      NUMA_VM_CHECK_EQ(topo.node_of_cpu(cpu), n.id, "node_of_cpu(", cpu, ")");
+  }
+  for (std::size_t a = 0; a < want.nodes(); ++a)
+    for (std::size_t b = 0; b < want.nodes(); ++b)
+      NUMA_VM_CHECK_EQ(
+          topo.distance(static_cast<numamap::node_id>(a), static_cast<numamap::node_id>(b)),
+          want.distance(a, b), "distance(", a, ", ", b, ")");
+  bool threw = false;
+  try {
+    (void)topo.node_of_cpu(static_cast<unsigned>(cpus + 7));
+  } catch (const std::out_of_range&) {
+    threw = true;
+  }
+  NUMA_VM_CHECK(threw, "node_of_cpu(", cpus + 7, ") throws std::out_of_range");
+}
+
+// current_node() from a fresh thread pinned to each cpu of each node, checked against the
+// kernel's getcpu() on the same thread. A fresh thread has no cached answer to be stale.
+void check_current_node(const layout& want) {
+  const numamap::topology& topo = numamap::topology::system();
+  for (std::size_t n = 0; n < want.nodes(); ++n) {
+    for (unsigned cpu : want.node_cpus[n]) {
+      unsigned got_first = 999, got_later = 999, k_cpu = 999, k_node = 999;
+      std::string error;
+      std::thread t([&] {
+        try {
+          pin_to_cpu(cpu);
+          got_first = topo.current_node();
+          for (int i = 0; i < 10000; ++i) got_later = topo.current_node();
+          std::tie(k_cpu, k_node) = raw_getcpu();
+        } catch (const std::exception& e) {
+          error = e.what();
+        }
+      });
+      t.join();
+      NUMA_VM_CHECK(error.empty(), "pinning a thread to cpu ", cpu, " ", error);
+      NUMA_VM_CHECK(k_cpu == cpu && k_node == n, "getcpu() on the thread pinned to cpu ", cpu,
+                    ": cpu ", k_cpu, " node ", k_node);
+      NUMA_VM_CHECK_EQ(got_first, static_cast<unsigned>(n), "current_node() first call on cpu ",
+                       cpu);
+      NUMA_VM_CHECK_EQ(got_later, static_cast<unsigned>(n),
+                       "current_node() after 10000 calls on cpu ", cpu);
+    }
+  }
+}
+
+}  // namespace numa_vm
