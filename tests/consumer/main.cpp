@@ -1,7 +1,6 @@
 // A consumer of numamap::numamap: store, load, print OK.
-#include <numamap/numamap.hpp>
-
 #include <cstdio>
+#include <numamap/numamap.hpp>
 #include <string>
 
 #if defined(CONSUMER_EXPECT_HWLOC)
