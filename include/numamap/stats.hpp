@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -49,8 +50,94 @@ struct map_stats {
   std::vector<node_stats> nodes;
   std::vector<shard_stats> shards;
 
+  /// A human-readable table: one line per node, then one per shard.
   std::string to_table() const;
+  /// The same as one JSON object.
   std::string to_json() const;
 };
+
+namespace detail {
+inline std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+}  // namespace detail
+
+inline std::string map_stats::to_table() const {
+  std::string out;
+  char line[256];
+  out += "memory: " + memory_resource;
+  if (!memory_note.empty()) out += " (" + memory_note + ")";
+  out += "\ntopology: " + topology_source + "\n";
+  std::snprintf(line, sizeof line, "%-6s %7s %12s %14s %12s %12s %12s\n", "node", "shards",
+                "entries", "bytes", "pages-local", "pages-remote", "not-present");
+  out += line;
+  for (const node_stats& n : nodes) {
+    if (n.pages.verified) {
+      std::snprintf(line, sizeof line, "%-6u %7zu %12zu %14zu %12zu %12zu %12zu\n", n.node,
+                    n.shards, n.entries, n.bytes_allocated, n.pages.on_node, n.pages.elsewhere,
+                    n.pages.not_present);
+    } else {
+      std::snprintf(line, sizeof line, "%-6u %7zu %12zu %14zu %12s %12s %12s\n", n.node, n.shards,
+                    n.entries, n.bytes_allocated, "n/a", "n/a", "n/a");
+    }
+    out += line;
+  }
+  std::snprintf(line, sizeof line, "%-6s %5s %10s %12s %12s %9s %9s %9s %10s\n", "shard", "node",
+                "entries", "loads", "read-hits", "misses", "promos", "rebuilds", "stores");
+  out += line;
+  for (const shard_stats& s : shards) {
+    std::snprintf(
+        line, sizeof line, "%-6zu %5u %10zu %12llu %12llu %9llu %9llu %9llu %10llu\n", s.index,
+        s.node, s.entries, static_cast<unsigned long long>(s.loads),
+        static_cast<unsigned long long>(s.read_hits), static_cast<unsigned long long>(s.misses),
+        static_cast<unsigned long long>(s.promotions), static_cast<unsigned long long>(s.rebuilds),
+        static_cast<unsigned long long>(s.stores));
+    out += line;
+  }
+  return out;
+}
+
+inline std::string map_stats::to_json() const {
+  auto num = [](auto v) { return std::to_string(v); };
+  std::string out = "{\"memory_resource\":\"" + detail::json_escape(memory_resource) +
+                    "\",\"memory_note\":\"" + detail::json_escape(memory_note) +
+                    "\",\"topology_source\":\"" + detail::json_escape(topology_source) +
+                    "\",\"nodes\":[";
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    const node_stats& n = nodes[i];
+    if (i != 0) out += ",";
+    out += "{\"node\":" + num(n.node) + ",\"shards\":" + num(n.shards) +
+           ",\"entries\":" + num(n.entries) + ",\"bytes_allocated\":" + num(n.bytes_allocated) +
+           ",\"pages\":{\"verified\":" + (n.pages.verified ? "true" : "false") +
+           ",\"on_node\":" + num(n.pages.on_node) + ",\"elsewhere\":" + num(n.pages.elsewhere) +
+           ",\"not_present\":" + num(n.pages.not_present) + ",\"sampled\":" + num(n.pages.sampled) +
+           "}}";
+  }
+  out += "],\"shards\":[";
+  for (std::size_t i = 0; i < shards.size(); ++i) {
+    const shard_stats& s = shards[i];
+    if (i != 0) out += ",";
+    out += "{\"index\":" + num(s.index) + ",\"node\":" + num(s.node) +
+           ",\"entries\":" + num(s.entries) + ",\"loads\":" + num(s.loads) +
+           ",\"read_hits\":" + num(s.read_hits) + ",\"misses\":" + num(s.misses) +
+           ",\"promotions\":" + num(s.promotions) + ",\"rebuilds\":" + num(s.rebuilds) +
+           ",\"stores\":" + num(s.stores) + ",\"bytes_allocated\":" + num(s.bytes_allocated) + "}";
+  }
+  out += "]}";
+  return out;
+}
 
 NUMAMAP_END_NAMESPACE

@@ -105,5 +105,35 @@ using atomic = std::atomic<T>;
 
 #endif
 
+// Fences. ThreadSanitizer does not model std::atomic_thread_fence, and GCC rejects it under
+// -fsanitize=thread (-Wtsan). The TSan build therefore substitutes, in these three functions
+// only: acquire and release fences become compiler barriers (what they compile to on
+// x86-64 anyway, the only target the TSan job runs on), and a seq_cst fence becomes a
+// seq_cst read-modify-write of a local (a locked instruction: a full barrier on x86-64).
+// Every happens-before edge TSan must see goes through release/acquire operations on the
+// variables themselves; docs/design.md lists them.
+inline void fence_acquire() noexcept {
+#if NUMAMAP_TSAN
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+#else
+  std::atomic_thread_fence(std::memory_order_acquire);
+#endif
+}
+inline void fence_release() noexcept {
+#if NUMAMAP_TSAN
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+#else
+  std::atomic_thread_fence(std::memory_order_release);
+#endif
+}
+inline void fence_seq_cst() noexcept {
+#if NUMAMAP_TSAN
+  std::atomic<int> f{0};
+  f.exchange(1, std::memory_order_seq_cst);
+#else
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+}
+
 }  // namespace detail
 NUMAMAP_END_NAMESPACE

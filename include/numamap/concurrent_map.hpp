@@ -1,0 +1,454 @@
+// numamap/concurrent_map.hpp — the map: Go's sync.Map semantics, sharded, per-node memory.
+//
+// Keys go to shards by a mixed hash of the key (never by the calling thread: a key lives
+// in exactly one shard, whoever asks). Shards are grouped per NUMA node: each shard and
+// everything it allocates come from its node's memory through the `Memory` resource.
+// Within a shard the algorithm is sync.Map's (detail/shard.hpp); memory that readers may
+// still hold is reclaimed by epochs (detail/epoch.hpp), one domain per map.
+//
+// Thread safety: every member may be called concurrently with every other, except the
+// destructor. `Hash`, `KeyEqual` and `Memory` are called concurrently from many threads.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "config.hpp"
+#include "detail/epoch.hpp"
+#include "detail/hash_mix.hpp"
+#include "detail/shard.hpp"
+#include "fwd.hpp"
+#include "memory.hpp"
+#include "stats.hpp"
+#include "topology.hpp"
+
+NUMAMAP_BEGIN_NAMESPACE
+namespace detail {
+
+template <class T, class = void>
+struct is_transparent_t : std::false_type {};
+template <class T>
+struct is_transparent_t<T, std::void_t<typename T::is_transparent>> : std::true_type {};
+
+template <class M, class = void>
+struct has_name : std::false_type {};
+template <class M>
+struct has_name<M, std::void_t<decltype(std::string(std::declval<const M&>().name()))>>
+    : std::true_type {};
+template <class M, class = void>
+struct has_note : std::false_type {};
+template <class M>
+struct has_note<M, std::void_t<decltype(std::string(std::declval<const M&>().note()))>>
+    : std::true_type {};
+template <class M, class = void>
+struct has_verify_placement : std::false_type {};
+template <class M>
+struct has_verify_placement<
+    M, std::void_t<decltype(page_placement(std::declval<const M&>().verify_placement(node_id{})))>>
+    : std::true_type {};
+
+/// Test-only access to the map's internals (tests/hitpath).
+struct map_test_access;
+
+}  // namespace detail
+
+/// The largest `options::shards_per_node` accepted.
+inline constexpr std::size_t max_shards_per_node = 4096;
+
+template <class Key, class Value, class Hash = std::hash<Key>, class KeyEqual = std::equal_to<Key>,
+          class Memory = default_memory>
+class concurrent_map {
+  using shard_t = detail::shard<Key, Value, Memory>;
+  static constexpr bool transparent =
+      detail::is_transparent_t<Hash>::value && detail::is_transparent_t<KeyEqual>::value;
+  // Heterogeneous lookup: with a transparent Hash and KeyEqual, K is deduced; otherwise the
+  // parameter is a plain `const Key&`.
+  template <class K>
+  using key_arg = std::conditional_t<transparent, K, Key>;
+
+ public:
+  using key_type = Key;
+  using mapped_type = Value;
+  using hasher = Hash;
+  using key_equal = KeyEqual;
+  using memory_type = Memory;
+
+  struct options {
+    /// The machine layout shards are placed on; nullopt: topology::system().
+    std::optional<topology> topo;
+    /// Shards on each node that has cpus; 0: twice the node's cpus, rounded up to a power
+    /// of two. At most max_shards_per_node.
+    std::size_t shards_per_node = 0;
+    /// The node memory resource; the map keeps this copy.
+    Memory memory{};
+  };
+
+  /// A map on topology::system() with the default options.
+  concurrent_map() : concurrent_map(options{}) {}
+
+  /// Throws std::invalid_argument for options that make no sense (no node, too many
+  /// shards), std::bad_alloc when the shards cannot be allocated.
+  explicit concurrent_map(options opts, const Hash& hash = Hash(), const KeyEqual& eq = KeyEqual())
+      : hash_(hash),
+        eq_(eq),
+        memory_(std::move(opts.memory)),
+        topo_(opts.topo ? std::move(*opts.topo) : topology::system()) {
+    if (opts.shards_per_node > max_shards_per_node) {
+      throw std::invalid_argument("numamap::concurrent_map: options.shards_per_node = " +
+                                  std::to_string(opts.shards_per_node) + " exceeds " +
+                                  std::to_string(max_shards_per_node));
+    }
+    if (topo_.node_count() == 0) {
+      throw std::invalid_argument("numamap::concurrent_map: the topology has no NUMA node");
+    }
+    // Shards go to the nodes that have cpus (memory-only nodes get none), or to every node
+    // if none has cpus (a topology built without them).
+    std::vector<std::pair<node_id, std::size_t>> plan;
+    for (const node_info& n : topo_.nodes()) {
+      if (!n.cpus.empty()) plan.emplace_back(n.id, shards_for(n, opts.shards_per_node));
+    }
+    if (plan.empty()) {
+      for (const node_info& n : topo_.nodes())
+        plan.emplace_back(n.id, shards_for(n, opts.shards_per_node));
+    }
+    std::size_t total = 0;
+    for (const auto& p : plan) total += p.second;
+    if (total > detail::max_shards) {
+      throw std::invalid_argument("numamap::concurrent_map: " + std::to_string(total) +
+                                  " shards in all exceeds " + std::to_string(detail::max_shards));
+    }
+    domain_ = std::make_unique<detail::epoch_domain>(total * detail::ctr_per_shard);
+    shards_.reserve(total);
+    try {
+      for (const auto& p : plan) {
+        for (std::size_t i = 0; i < p.second; ++i) {
+          void* mem = memory_.allocate(sizeof(shard_t), alignof(shard_t), p.first);
+          try {
+            shards_.push_back(new (mem) shard_t(&memory_, domain_.get(), p.first, shards_.size()));
+          } catch (...) {
+            memory_.deallocate(mem, sizeof(shard_t), alignof(shard_t), p.first);
+            throw;
+          }
+        }
+      }
+    } catch (...) {
+      destroy_shards();
+      throw;
+    }
+  }
+
+  concurrent_map(const concurrent_map&) = delete;
+  concurrent_map& operator=(const concurrent_map&) = delete;
+
+  /// Frees every entry, value and table, retired or not. Not concurrent with other calls.
+  ~concurrent_map() {
+    domain_->drain();
+    destroy_shards();
+  }
+
+  // ---- Go sync.Map, one for one ---------------------------------------------------------
+
+  /// Load: the value stored for k, if any. Lock-free when k is in the read snapshot
+  /// (then it writes no shared memory); otherwise takes the shard's lock. May throw what
+  /// Hash, KeyEqual or Value's copy throw.
+  template <class K = Key>
+  std::optional<Value> load(const key_arg<K>& k) const {
+    std::optional<Value> out;
+    lookup(k, [&](std::uint64_t w) { out.emplace(shard_t::value_of(w)); });
+    return out;
+  }
+
+  /// Store: sets k's value.
+  void store(const Key& k, Value v) {
+    const detail::hashed hv = hash_of(k);
+    shard_t& s = shard_for(hv);
+    auto g = domain_->pin();
+    const std::uint64_t w = s.make_word(std::move(v));
+    std::uint64_t prev = 0;
+    bool had;
+    try {
+      had = s.swap(hv, equal_to(k), key_maker(k), w, g.record(), prev);
+    } catch (...) {
+      s.free_word(w);
+      throw;
+    }
+    if (had) s.retire_word(prev);
+  }
+
+  /// LoadOrStore: the existing value and true, or stores v and returns it and false.
+  std::pair<Value, bool> load_or_store(const Key& k, Value v) {
+    const detail::hashed hv = hash_of(k);
+    shard_t& s = shard_for(hv);
+    auto g = domain_->pin();
+    auto r = s.load_or_store(
+        hv, equal_to(k), key_maker(k), [&] { return s.make_word(std::move(v)); },
+        /*produce_locked=*/false, g.record());
+    return {shard_t::value_of(r.first), r.second};
+  }
+
+  /// LoadAndDelete: removes k, returning the value it had.
+  template <class K = Key>
+  std::optional<Value> load_and_delete(const key_arg<K>& k) {
+    const detail::hashed hv = hash_of(k);
+    shard_t& s = shard_for(hv);
+    auto g = domain_->pin();
+    std::uint64_t prev = 0;
+    if (!s.remove(hv, equal_to(k), g.record(), prev)) return std::nullopt;
+    return take(s, prev);
+  }
+
+  /// Delete: removes k; true if a value was there.
+  template <class K = Key>
+  bool erase(const key_arg<K>& k) {
+    const detail::hashed hv = hash_of(k);
+    shard_t& s = shard_for(hv);
+    auto g = domain_->pin();
+    std::uint64_t prev = 0;
+    if (!s.remove(hv, equal_to(k), g.record(), prev)) return false;
+    s.retire_word(prev);
+    return true;
+  }
+
+  /// Swap: sets k's value, returning the previous one if any.
+  std::optional<Value> exchange(const Key& k, Value v) {
+    const detail::hashed hv = hash_of(k);
+    shard_t& s = shard_for(hv);
+    auto g = domain_->pin();
+    const std::uint64_t w = s.make_word(std::move(v));
+    std::uint64_t prev = 0;
+    bool had;
+    try {
+      had = s.swap(hv, equal_to(k), key_maker(k), w, g.record(), prev);
+    } catch (...) {
+      s.free_word(w);
+      throw;
+    }
+    if (!had) return std::nullopt;
+    return take(s, prev);
+  }
+
+  /// CompareAndSwap: if k's value == expected, sets it to desired and returns true.
+  bool compare_and_swap(const Key& k, const Value& expected, Value desired) {
+    const detail::hashed hv = hash_of(k);
+    shard_t& s = shard_for(hv);
+    auto g = domain_->pin();
+    std::uint64_t prev = 0;
+    const bool done = s.compare_and(
+        hv, equal_to(k), matcher(expected), [&] { return s.make_word(std::move(desired)); },
+        /*is_delete=*/false, g.record(), prev);
+    if (done) s.retire_word(prev);
+    return done;
+  }
+
+  /// CompareAndDelete: if k's value == expected, removes k and returns true.
+  bool compare_and_delete(const Key& k, const Value& expected) {
+    const detail::hashed hv = hash_of(k);
+    shard_t& s = shard_for(hv);
+    auto g = domain_->pin();
+    std::uint64_t prev = 0;
+    const bool done = s.compare_and(
+        hv, equal_to(k), matcher(expected), [] { return std::uint64_t{0}; },
+        /*is_delete=*/true, g.record(), prev);
+    if (done) s.retire_word(prev);
+    return done;
+  }
+
+  /// Range: calls f(const Key&, const Value&) for each key, stopping when f returns false
+  /// (f may also return void). No key is visited twice; a key stored or deleted during the
+  /// call may be seen with any value it had meanwhile, or not at all. No lock is held
+  /// while f runs: f may call any member of this map.
+  template <class F>
+  void range(F&& f) const {
+    for (shard_t* s : shards_) {
+      auto g = domain_->pin();
+      const bool go_on = s->for_each(g.record(), [&](const auto& e, std::uint64_t w) {
+        return shard_t::with_value(w, [&](const Value& v) -> bool {
+          if constexpr (std::is_void_v<std::invoke_result_t<F&, const Key&, const Value&>>) {
+            f(e.key, v);
+            return true;
+          } else {
+            return static_cast<bool>(f(e.key, v));
+          }
+        });
+      });
+      if (!go_on) return;
+    }
+  }
+
+  /// Clear: removes every key (per key linearizable; not one atomic step for all keys).
+  void clear() {
+    for (shard_t* s : shards_) {
+      auto g = domain_->pin();
+      s->clear(g.record());
+    }
+  }
+
+  // ---- C++ conveniences -----------------------------------------------------------------
+
+  /// The existing value and true; or make()'s result, stored, and false. make() runs at
+  /// most once per insertion, only when k is absent, with the shard's lock held: it must
+  /// not call this map.
+  template <class F>
+  std::pair<Value, bool> load_or_compute(const Key& k, F&& make) {
+    const detail::hashed hv = hash_of(k);
+    shard_t& s = shard_for(hv);
+    auto g = domain_->pin();
+    auto r = s.load_or_store(
+        hv, equal_to(k), key_maker(k), [&] { return s.make_word(make()); },
+        /*produce_locked=*/true, g.record());
+    return {shard_t::value_of(r.first), r.second};
+  }
+
+  /// Calls f(const Value&) on k's value without copying it (values of up to 8 bytes are
+  /// read into a local); true if k was present.
+  template <class F, class K = Key>
+  bool visit(const key_arg<K>& k, F&& f) const {
+    return lookup(k, [&](std::uint64_t w) { shard_t::with_value(w, f); });
+  }
+
+  /// Whether k is present.
+  template <class K = Key>
+  bool contains(const key_arg<K>& k) const {
+    return lookup(k, [](std::uint64_t) {});
+  }
+
+  /// Live keys; exact when no writer runs concurrently.
+  std::size_t size() const noexcept {
+    std::size_t n = 0;
+    for (const shard_t* s : shards_) n += s->size();
+    return n;
+  }
+  bool empty() const noexcept { return size() == 0; }
+  std::size_t shard_count() const noexcept { return shards_.size(); }
+
+  /// The map's topology (a copy of the one it was built on).
+  const topology& map_topology() const noexcept { return topo_; }
+
+  /// Counters per shard and per node, and where shard memory lies (see stats.hpp).
+  map_stats stats() const {
+    map_stats st;
+    if constexpr (detail::has_name<Memory>::value) st.memory_resource = std::string(memory_.name());
+    if constexpr (detail::has_note<Memory>::value) st.memory_note = std::string(memory_.note());
+    st.topology_source = std::string(topo_.source());
+    for (const shard_t* s : shards_) {
+      shard_stats x;
+      x.index = s->index();
+      x.node = s->node();
+      x.entries = s->size();
+      x.loads = domain_->sum_counter(s->counter(detail::ctr_loads));
+      x.read_hits = domain_->sum_counter(s->counter(detail::ctr_hits));
+      x.stores = domain_->sum_counter(s->counter(detail::ctr_stores));
+      x.misses = s->misses();
+      x.promotions = s->promotions();
+      x.rebuilds = s->rebuilds();
+      x.bytes_allocated = s->bytes() + sizeof(shard_t);
+      st.shards.push_back(x);
+      node_stats* ns = nullptr;
+      for (auto& n : st.nodes) {
+        if (n.node == x.node) ns = &n;
+      }
+      if (ns == nullptr) {
+        st.nodes.emplace_back();
+        ns = &st.nodes.back();
+        ns->node = x.node;
+      }
+      ns->shards += 1;
+      ns->entries += x.entries;
+      ns->bytes_allocated += x.bytes_allocated;
+    }
+    if constexpr (detail::has_verify_placement<Memory>::value) {
+      for (auto& n : st.nodes) n.pages = memory_.verify_placement(n.node);
+    }
+    return st;
+  }
+
+ private:
+  friend struct detail::map_test_access;
+
+  static std::size_t shards_for(const node_info& n, std::size_t requested) {
+    if (requested != 0) return requested;
+    const std::size_t cpus = n.cpus.empty() ? 1 : n.cpus.size();
+    return std::min(detail::ceil_pow2(cpus * 2), max_shards_per_node);
+  }
+
+  template <class K>
+  detail::hashed hash_of(const K& k) const {
+    return detail::hashed{detail::mix64(static_cast<std::uint64_t>(hash_(k)))};
+  }
+  shard_t& shard_for(const detail::hashed& hv) const noexcept {
+    return *shards_[hv.shard(shards_.size())];
+  }
+  template <class K>
+  auto equal_to(const K& k) const {
+    return [this, &k](const detail::entry<Key>& e) -> bool { return eq_(e.key, k); };
+  }
+  static auto key_maker(const Key& k) {
+    return [&k](auto&& construct) { return construct(k); };
+  }
+  static auto matcher(const Value& expected) {
+    return [&expected](std::uint64_t w) {
+      return shard_t::with_value(w, [&](const Value& v) -> bool { return v == expected; });
+    };
+  }
+
+  /// Finds k and calls on_word(word) while pinned; returns whether k was present.
+  template <class K, class F>
+  bool lookup(const K& k, F&& on_word) const {
+    const detail::hashed hv = hash_of(k);
+    shard_t& s = shard_for(hv);
+    auto g = domain_->pin();
+    auto* e = s.find_for_read(hv, equal_to(k), g.record());
+    if (e == nullptr) return false;
+    const auto snap = e->read();
+    if (snap.state != detail::state_present) return false;
+    on_word(snap.word);
+    return true;
+  }
+
+  /// The value of a removed or replaced word; retires the word even if the copy throws.
+  static std::optional<Value> take(shard_t& s, std::uint64_t w) {
+    struct retire_on_exit {
+      shard_t& s;
+      std::uint64_t w;
+      ~retire_on_exit() { s.retire_word(w); }
+    } r{s, w};
+    return shard_t::value_of(w);
+  }
+
+  void destroy_shards() noexcept {
+    for (shard_t* s : shards_) {
+      const node_id n = s->node();
+      s->~shard_t();
+      memory_.deallocate(s, sizeof(shard_t), alignof(shard_t), n);
+    }
+    shards_.clear();
+  }
+
+  Hash hash_;
+  KeyEqual eq_;
+  mutable Memory memory_;
+  topology topo_;
+  std::unique_ptr<detail::epoch_domain> domain_;
+  std::vector<shard_t*> shards_;
+};
+
+namespace detail {
+struct map_test_access {
+  /// [begin, end) of the calling thread's epoch record for this map: the only memory a
+  /// read-path hit may write.
+  template <class Map>
+  static std::pair<const void*, const void*> own_slot(const Map& m) {
+    return m.domain_->own_slot();
+  }
+};
+}  // namespace detail
+
+NUMAMAP_END_NAMESPACE

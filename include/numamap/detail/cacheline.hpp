@@ -1,0 +1,47 @@
+// numamap/detail/cacheline.hpp — cache-line size and padding.
+//
+// A fixed constant rather than std::hardware_destructive_interference_size: clang 14 with
+// libstdc++ 12 does not define it, and GCC warns that its value is not ABI-stable. 128 bytes
+// covers Intel's adjacent-line prefetcher (two 64-byte lines fetched together) and the
+// 128-byte lines of Apple M-series and some POWER parts.
+#pragma once
+
+#include <cstddef>
+#include <utility>
+
+#include "../config.hpp"
+
+NUMAMAP_BEGIN_NAMESPACE
+namespace detail {
+
+inline constexpr std::size_t cacheline_size = 128;
+
+/// A T alone on its cache line(s): nothing else shares a line with it.
+template <class T>
+struct alignas(cacheline_size) cache_padded {
+  T value;
+
+  cache_padded() = default;
+  template <class... Args>
+  explicit cache_padded(Args&&... args) : value(std::forward<Args>(args)...) {}
+
+  T& operator*() noexcept { return value; }
+  const T& operator*() const noexcept { return value; }
+  T* operator->() noexcept { return &value; }
+  const T* operator->() const noexcept { return &value; }
+};
+
+static_assert(sizeof(cache_padded<char>) == cacheline_size);
+static_assert(alignof(cache_padded<char>) == cacheline_size);
+
+/// Tells the core that this is a spin-wait loop (saves power, frees the sibling hyperthread).
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+}  // namespace detail
+NUMAMAP_END_NAMESPACE

@@ -1,0 +1,461 @@
+// numamap/detail/epoch.hpp — epoch-based memory reclamation, one domain per map.
+//
+// The problem. A reader finds a snapshot, an entry or a value node through atomic pointers
+// and uses it without a lock. A writer that unlinks such an object cannot free it at once:
+// a reader may still hold the pointer. Reclamation must wait until no reader can.
+//
+// The scheme (Fraser's epochs, shaped like crossbeam-epoch):
+// - The domain keeps a global epoch E. Each thread that uses the domain owns a record on
+//   its own cache line holding (epoch << 1 | active).
+// - `pin()` announces "active at E" in the thread's record; the returned guard is reentrant
+//   (nested pins only count) and unpins when the outermost guard dies.
+// - `retire(p)` puts p into the calling thread's bag, stamped with the global epoch read
+//   after p was unlinked.
+// - E may advance from e to e + 1 only when every active record announces e. Hence, while a
+//   thread stays pinned at e, E <= e + 1; an object retired at r is unreachable for every
+//   reader once E >= r + 2, and is freed then.
+//
+// The cost on the read path. Announcing must be ordered before the reader's loads of shared
+// pointers (a StoreLoad order): classically a full fence per pin. Here the fence is
+// asymmetric, as in liburcu's memb flavour and folly's hazard pointers: the reader issues a
+// compiler barrier only, and the rare thread that advances the epoch calls
+// membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED), which runs a full barrier on every CPU that
+// runs a thread of this process. Where the kernel refuses membarrier, both sides fall back
+// to std::atomic_thread_fence(seq_cst). ThreadSanitizer does not model fences; it needs none
+// here, because every happens-before edge it must see goes through release/acquire pairs
+// (unpin (D4) -> scan (D6)); see docs/design.md.
+//
+// No registration is asked of the user's threads: a thread's first pin on a domain claims a
+// free record (or adds one), a thread-local cache remembers it, and a thread-exit hook gives
+// the record back, handing the thread's unreclaimed garbage to the domain. The domain's
+// destructor frees every retired object and every record, so destroying a map frees all.
+//
+// Bound: a thread tries to advance and collect every `collect_every` retirements, so a bag
+// holds at most the objects of the last two epochs plus one batch — unless a thread stays
+// pinned (a long `range` callback), which holds every object retired meanwhile.
+#pragma once
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <new>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "../config.hpp"
+#include "atomic.hpp"
+#include "cacheline.hpp"
+
+NUMAMAP_BEGIN_NAMESPACE
+namespace detail {
+
+// ---------------------------------------------------------------------------------------
+// Asymmetric fences.
+
+/// Whether membarrier(PRIVATE_EXPEDITED) works in this process; registers on first call.
+inline bool membarrier_usable() noexcept {
+#if defined(__linux__) && defined(SYS_membarrier) && !NUMAMAP_TSAN
+  // Values from <linux/membarrier.h>, kept here so no kernel header reaches users.
+  constexpr int cmd_query = 0;
+  constexpr int cmd_private_expedited = 1 << 3;
+  constexpr int cmd_register_private_expedited = 1 << 4;
+  static const bool usable = [] {
+    const long cmds = ::syscall(SYS_membarrier, cmd_query, 0, 0);
+    if (cmds < 0 || (cmds & cmd_private_expedited) == 0) return false;
+    return ::syscall(SYS_membarrier, cmd_register_private_expedited, 0, 0) == 0;
+  }();
+  return usable;
+#else
+  // Under TSan the fence fallback is used: TSan does not see the IPIs membarrier sends.
+  return false;
+#endif
+}
+
+/// The reader's half: cheap when the writer's half is membarrier.
+inline void light_fence(bool membarrier) noexcept {
+  if (membarrier) {
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // compiler barrier only
+  } else {
+    fence_seq_cst();
+  }
+}
+
+/// The advancing thread's half: a full barrier on every CPU running one of our threads.
+inline void heavy_fence(bool membarrier) noexcept {
+#if defined(__linux__) && defined(SYS_membarrier) && !NUMAMAP_TSAN
+  if (membarrier) {
+    constexpr int cmd_private_expedited = 1 << 3;
+    // Cannot fail once registered (membarrier_usable). If it ever did, readers that rely
+    // on it would be unprotected: stop rather than free memory a reader may hold.
+    if (::syscall(SYS_membarrier, cmd_private_expedited, 0, 0) != 0) std::terminate();
+    return;
+  }
+#else
+  (void)membarrier;
+#endif
+  fence_seq_cst();
+}
+
+// ---------------------------------------------------------------------------------------
+// Records and the thread-local cache.
+
+class epoch_domain;
+
+/// A retired object: `free_fn(ctx, p)` frees it once the epoch allows.
+struct retired {
+  void* p;
+  void (*free_fn)(void* ctx, void* p);
+  void* ctx;
+  std::uint64_t epoch;
+};
+
+/// One thread's announcement, alone on its cache lines, followed in the same allocation by
+/// `counter_count` owner-written statistics counters (the map's per-shard load counts).
+struct alignas(cacheline_size) thread_record {
+  // (epoch << 1) | active. Written by the owner only; read by threads that advance.
+  detail::atomic<std::uint64_t> word{0};
+  // Claimed by a live thread. CAS false->true to claim (acquire), store false to release
+  // (release): the handover orders the previous owner's writes to the fields below before
+  // the next owner's.
+  detail::atomic<bool> in_use{true};
+  // Next record in the domain's list; immutable once the record is published.
+  thread_record* next = nullptr;
+  // Owner-only fields.
+  unsigned nest = 0;
+  std::size_t since_collect = 0;
+  std::vector<retired> bag;
+  std::size_t counter_count = 0;
+
+  detail::atomic<std::uint64_t>* counters() noexcept {
+    return reinterpret_cast<detail::atomic<std::uint64_t>*>(this + 1);
+  }
+  static std::size_t bytes_for(std::size_t counters) noexcept {
+    return sizeof(thread_record) + counters * sizeof(detail::atomic<std::uint64_t>);
+  }
+};
+
+/// Which domains are alive, so that a dying thread touches only live ones.
+struct domain_registry {
+  std::mutex mu;
+  std::unordered_map<std::uint64_t, epoch_domain*> live;
+
+  static domain_registry& get() {
+    // Never destroyed: threads may exit after static destruction began.
+    static domain_registry* r = new domain_registry;
+    return *r;
+  }
+};
+
+/// Per thread: the records this thread holds, by domain id. The destructor (thread exit)
+/// gives them back to the domains that are still alive.
+struct thread_cache {
+  struct slot {
+    std::uint64_t id;
+    thread_record* rec;
+  };
+  std::vector<slot> slots;
+  ~thread_cache();
+};
+
+/// The last domain this thread used: trivially destructible, so reading it needs no TLS guard.
+struct thread_fast_slot {
+  std::uint64_t id = 0;
+  thread_record* rec = nullptr;
+};
+
+inline thread_fast_slot& fast_slot() noexcept {
+  static thread_local thread_fast_slot s;
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------
+
+class epoch_domain {
+ public:
+  /// `counters` statistics counters are kept in every thread record (owner-written).
+  explicit epoch_domain(std::size_t counters = 0)
+      : membarrier_(membarrier_usable()), counters_(counters) {
+    static std::atomic<std::uint64_t> next_id{1};
+    // Relaxed: ids only need to be unique.
+    id_ = next_id.fetch_add(1, std::memory_order_relaxed);
+    auto& reg = domain_registry::get();
+    std::lock_guard<std::mutex> lk(reg.mu);
+    reg.live.emplace(id_, this);
+  }
+
+  epoch_domain(const epoch_domain&) = delete;
+  epoch_domain& operator=(const epoch_domain&) = delete;
+
+  /// Frees everything retired and every record. No thread may use the domain concurrently
+  /// (a thread may exit concurrently: the registry lock orders that).
+  ~epoch_domain() {
+    {
+      auto& reg = domain_registry::get();
+      std::lock_guard<std::mutex> lk(reg.mu);
+      reg.live.erase(id_);
+    }
+    drain();
+    thread_record* r = head_.load(std::memory_order_acquire);
+    while (r != nullptr) {
+      thread_record* next = r->next;
+      destroy_record(r);
+      r = next;
+    }
+  }
+
+  /// Frees every retired object now. Only when no thread is pinned or can pin.
+  void drain() noexcept {
+    for (thread_record* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
+      for (const retired& x : r->bag) x.free_fn(x.ctx, x.p);
+      r->bag.clear();
+    }
+    std::lock_guard<std::mutex> lk(orphan_mu_);
+    for (const retired& x : orphans_) x.free_fn(x.ctx, x.p);
+    orphans_.clear();
+  }
+
+  class guard {
+   public:
+    guard(epoch_domain* d, thread_record* r) noexcept : d_(d), r_(r) {}
+    guard(guard&& o) noexcept : d_(o.d_), r_(std::exchange(o.r_, nullptr)) {}
+    guard(const guard&) = delete;
+    guard& operator=(const guard&) = delete;
+    guard& operator=(guard&&) = delete;
+    ~guard() {
+      if (r_ != nullptr) d_->unpin(r_);
+    }
+    thread_record* record() const noexcept { return r_; }
+
+   private:
+    epoch_domain* d_;
+    thread_record* r_;
+  };
+
+  /// Pins the calling thread: objects it reaches stay allocated until the guard dies.
+  /// Reentrant. Wait-free after the thread's first pin on this domain (which may allocate
+  /// a record and throw std::bad_alloc).
+  guard pin() {
+    thread_record* r = local_record();
+    if (r->nest++ == 0) {
+      // (D1) acquire: the loads that follow the pin stay after this load, so the epoch
+      //      announced is never older than what the reader then reads. Pairs with (D7).
+      const std::uint64_t e = global_->load(std::memory_order_acquire);
+      // (D2) relaxed store + (D3) fence: the announcement is ordered before every later
+      //      load of a shared pointer by light_fence here and heavy_fence in try_advance
+      //      (D5): either the advancing thread sees this announcement, or this thread's
+      //      later loads see everything unlinked before that heavy fence.
+      r->word.store((e << 1) | 1U, std::memory_order_relaxed);
+      light_fence(membarrier_);  // (D3)
+    }
+    return guard(this, r);
+  }
+
+  /// Hands p to the reclaimer. p must be unreachable for threads that pin from now on.
+  /// The caller must be pinned. May throw std::bad_alloc (the bag grows); then p is not
+  /// retired and the caller still owns it.
+  void retire(void* p, void (*free_fn)(void*, void*), void* ctx) {
+    thread_record* r = local_record();
+    // (D8) seq_cst fence: orders the caller's unlinking store before the load of E below,
+    //      so the stamp is at least the epoch in force when p was unlinked.
+    fence_seq_cst();
+    const std::uint64_t e = global_->load(std::memory_order_relaxed);
+    r->bag.push_back(retired{p, free_fn, ctx, e});
+    if (++r->since_collect >= collect_every) {
+      r->since_collect = 0;
+      collect(r);
+    }
+  }
+
+  /// Tries to advance the epoch and frees what it can (the caller's bag and orphans).
+  void flush() {
+    guard g = pin();
+    collect(g.record());
+  }
+
+  /// Objects retired and not yet freed (all threads). Exact when no thread runs.
+  std::size_t pending() const {
+    std::size_t n = 0;
+    for (thread_record* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
+      n += r->bag.size();
+    }
+    std::lock_guard<std::mutex> lk(orphan_mu_);
+    return n + orphans_.size();
+  }
+
+  /// Sums counter i over every record (statistics; relaxed reads, approximate while running).
+  std::uint64_t sum_counter(std::size_t i) const noexcept {
+    std::uint64_t s = 0;
+    for (thread_record* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
+      // Relaxed: a statistic; no other memory is read through it.
+      s += r->counters()[i].load(std::memory_order_relaxed);
+    }
+    return s;
+  }
+
+  /// The calling thread's record (created if needed), [begin, end) of its bytes.
+  std::pair<const void*, const void*> own_slot() {
+    thread_record* r = local_record();
+    const char* b = reinterpret_cast<const char*>(r);
+    return {b, b + thread_record::bytes_for(counters_)};
+  }
+
+  /// The calling thread's record. The fast path is one thread-local load and a compare.
+  thread_record* local_record() {
+    thread_fast_slot& fs = fast_slot();
+    if (fs.id == id_) return fs.rec;
+    return local_record_slow();
+  }
+
+  /// Gives a dying thread's record back (called with the registry lock held).
+  void release_record(thread_record* r) noexcept {
+    if (!r->bag.empty()) {
+      std::lock_guard<std::mutex> lk(orphan_mu_);
+      try {
+        orphans_.insert(orphans_.end(), r->bag.begin(), r->bag.end());
+      } catch (...) {
+        // No memory to hand the bag over: keep it in the record. The next owner of the
+        // record collects it, and the domain's destructor frees it in any case.
+        r->in_use.store(false, std::memory_order_release);
+        return;
+      }
+      r->bag.clear();
+    }
+    r->nest = 0;
+    // (D9) release: pairs with the acquire CAS in local_record_slow of the next owner.
+    r->in_use.store(false, std::memory_order_release);
+  }
+
+ private:
+  static constexpr std::size_t collect_every = 64;
+
+  thread_record* local_record_slow() {
+    static thread_local thread_cache cache;
+    for (const thread_cache::slot& s : cache.slots) {
+      if (s.id == id_) {
+        fast_slot() = {id_, s.rec};
+        return s.rec;
+      }
+    }
+    prune(cache);
+    cache.slots.reserve(cache.slots.size() + 1);  // may throw before anything is claimed
+    thread_record* r = claim_record();
+    cache.slots.push_back({id_, r});
+    fast_slot() = {id_, r};
+    return r;
+  }
+
+  /// Drops slots of dead domains so a long-lived thread does not collect them.
+  static void prune(thread_cache& cache) {
+    if (cache.slots.size() < 8) return;
+    auto& reg = domain_registry::get();
+    std::lock_guard<std::mutex> lk(reg.mu);
+    cache.slots.erase(std::remove_if(cache.slots.begin(), cache.slots.end(),
+                                     [&](const thread_cache::slot& s) {
+                                       return reg.live.find(s.id) == reg.live.end();
+                                     }),
+                      cache.slots.end());
+  }
+
+  thread_record* claim_record() {
+    for (thread_record* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
+      bool expected = false;
+      // (D10) acquire: pairs with (D9); the previous owner's bag and counters are visible.
+      if (!r->in_use.load(std::memory_order_relaxed) &&
+          r->in_use.compare_exchange_strong(expected, true, std::memory_order_acquire,
+                                            std::memory_order_relaxed)) {
+        return r;
+      }
+    }
+    void* mem = ::operator new(thread_record::bytes_for(counters_),
+                               std::align_val_t(alignof(thread_record)));
+    auto* r = new (mem) thread_record;
+    r->counter_count = counters_;
+    for (std::size_t i = 0; i < counters_; ++i) {
+      new (&r->counters()[i]) detail::atomic<std::uint64_t>(0);
+    }
+    thread_record* h = head_.load(std::memory_order_relaxed);
+    do {
+      r->next = h;
+      // (D11) release: a thread that reaches r through head_ (acquire) sees it initialised.
+    } while (
+        !head_.compare_exchange_weak(h, r, std::memory_order_release, std::memory_order_relaxed));
+    return r;
+  }
+
+  static void destroy_record(thread_record* r) noexcept {
+    r->~thread_record();
+    ::operator delete(r, std::align_val_t(alignof(thread_record)));
+  }
+
+  void unpin(thread_record* r) noexcept {
+    if (--r->nest == 0) {
+      // (D4) release: every access this thread made while pinned happens before a thread
+      //      that reads this value in a scan (D6) and then frees.
+      r->word.store(r->word.load(std::memory_order_relaxed) & ~std::uint64_t{1},
+                    std::memory_order_release);
+    }
+  }
+
+  /// Advances E if every active record announces it. Returns the epoch now in force.
+  std::uint64_t try_advance() noexcept {
+    std::uint64_t e = global_->load(std::memory_order_relaxed);
+    heavy_fence(membarrier_);  // (D5) pairs with every reader's (D3)
+    for (thread_record* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
+      // (D6) acquire: pairs with (D4); a record seen inactive or at e has finished every
+      //      access made under an older announcement.
+      const std::uint64_t w = r->word.load(std::memory_order_acquire);
+      if ((w & 1U) != 0 && (w >> 1) != e) return e;
+    }
+    // (D7) release: pairs with (D1). A failed CAS means another thread advanced: fine.
+    if (global_->compare_exchange_strong(e, e + 1, std::memory_order_release,
+                                         std::memory_order_relaxed)) {
+      return e + 1;
+    }
+    return e;
+  }
+
+  /// Frees what the epoch allows from r's bag and from the orphans.
+  void collect(thread_record* r) noexcept {
+    const std::uint64_t e = try_advance();
+    free_old(r->bag, e);
+    std::unique_lock<std::mutex> lk(orphan_mu_, std::try_to_lock);
+    if (lk.owns_lock() && !orphans_.empty()) free_old(orphans_, e);
+  }
+
+  static void free_old(std::vector<retired>& bag, std::uint64_t e) noexcept {
+    auto keep =
+        std::partition(bag.begin(), bag.end(), [e](const retired& x) { return x.epoch + 2 > e; });
+    for (auto it = keep; it != bag.end(); ++it) it->free_fn(it->ctx, it->p);
+    bag.erase(keep, bag.end());
+  }
+
+  // The global epoch, alone on its line: every pin reads it, advances write it.
+  cache_padded<detail::atomic<std::uint64_t>> global_{std::uint64_t{1}};
+  // Records, newest first; push-only until the domain dies.
+  detail::atomic<thread_record*> head_{nullptr};
+  const bool membarrier_;
+  const std::size_t counters_;
+  std::uint64_t id_ = 0;
+  mutable std::mutex orphan_mu_;
+  std::vector<retired> orphans_;  // guarded by orphan_mu_
+};
+
+inline thread_cache::~thread_cache() {
+  auto& reg = domain_registry::get();
+  std::lock_guard<std::mutex> lk(reg.mu);
+  for (const slot& s : slots) {
+    auto it = reg.live.find(s.id);
+    if (it != reg.live.end()) it->second->release_record(s.rec);
+  }
+  thread_fast_slot& fs = fast_slot();
+  fs = thread_fast_slot{};
+}
+
+}  // namespace detail
+NUMAMAP_END_NAMESPACE

@@ -1,0 +1,44 @@
+// numamap/detail/hash_mix.hpp — turning the user's hash into shard, bucket and tag bits.
+//
+// libstdc++'s std::hash of an integer is the identity, so sequential ids would fill a few
+// buckets and a few shards. Every hash goes through a 64-bit finaliser first, and the three
+// consumers take disjoint bits of the result:
+//
+//   bits 48..63  shard     multiply-shift: ((h >> 48) * shard_count) >> 16, no modulo, any count
+//   bits 32..47  tag       16 bits kept beside the entry pointer in a table slot
+//   bits  0..31  bucket    h & mask, stored in the entry so tables rebuild without rehashing
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "../config.hpp"
+
+NUMAMAP_BEGIN_NAMESPACE
+namespace detail {
+
+/// MurmurHash3's fmix64: every input bit affects every output bit.
+constexpr std::uint64_t mix64(std::uint64_t h) noexcept {
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return h;
+}
+
+struct hashed {
+  std::uint64_t h;
+
+  constexpr std::uint32_t bucket_bits() const noexcept { return static_cast<std::uint32_t>(h); }
+  constexpr std::uint16_t tag() const noexcept { return static_cast<std::uint16_t>(h >> 32); }
+  constexpr std::size_t shard(std::size_t shard_count) const noexcept {
+    return static_cast<std::size_t>(((h >> 48) * shard_count) >> 16);
+  }
+};
+
+/// The largest shard count the multiply-shift above spreads over.
+inline constexpr std::size_t max_shards = std::size_t{1} << 16;
+
+}  // namespace detail
+NUMAMAP_END_NAMESPACE

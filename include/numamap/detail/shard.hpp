@@ -1,0 +1,750 @@
+// numamap/detail/shard.hpp — one shard: Go's sync.Map, with an O(dirty) promotion.
+//
+// The design, field by field, follows Go's src/sync/map.go (up to Go 1.23):
+//
+// read_   The read snapshot: an immutable view {table, amended} published through one
+//         atomic pointer. Readers load it (acquire) and probe its table without a lock and
+//         without writing shared memory. `amended` says the dirty map holds keys the table
+//         lacks. A view is replaced only with mu_ held.
+// dirty_  The dirty map: keys stored since the last promotion, guarded by mu_. Unlike Go,
+//         it holds only the NEW keys (a delta), not a copy of the read map: Go copies every
+//         live entry of the read map into a fresh dirty map on the first store after a
+//         promotion, O(n) per cycle; here that copy does not exist.
+// misses_ Lookups that had to take mu_ and look in dirty_ since the last promotion.
+//         Guarded by mu_, so it shares a line with nothing readers touch.
+//
+// Promotion (mu_ held), when misses_ reaches the dirty map's size (Go's rule) or when the
+// dirty map grows past an eighth of the table (so new keys reach the lock-free path soon and
+// deleted entries do not pile up when nobody loads):
+// - append: if the table has room (load <= 3/4) and few deleted entries, the dirty entries
+//   are inserted into the free slots of the CURRENT table and a new view {table, false} is
+//   published. Readers that probe the table meanwhile may see the new slots or not; both
+//   are right, because their older view says amended and sends a miss to mu_. Cost:
+//   O(|dirty|), no copy of the table.
+// - rebuild: otherwise a new table sized for the live entries is built; deleted entries are
+//   expunged (so no lock-free store can revive them) and left out; the view is published;
+//   the old table and the expunged entries are retired. O(n), amortised like a hash table
+//   resize: it happens when the table doubles or when deletions outnumber live entries.
+// Invariants: an entry lives in exactly one of {current table, dirty map}; the current table
+// never holds an expunged entry; dirty-map entries are present and change only under mu_;
+// a table holds at most one entry per key; a table only gains slots while it is current.
+//
+// Counters: misses, promotions and rebuilds are written under mu_ (relaxed atomics so
+// stats() may read them); the live-key count and the byte count sit on their own lines;
+// per-thread load/hit/store counts live in the calling thread's epoch record (epoch.hpp),
+// the only memory a read-path hit writes.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+#include "../config.hpp"
+#include "../fwd.hpp"
+#include "atomic.hpp"
+#include "cacheline.hpp"
+#include "entry.hpp"
+#include "epoch.hpp"
+#include "hash_mix.hpp"
+#include "table.hpp"
+
+NUMAMAP_BEGIN_NAMESPACE
+namespace detail {
+
+/// How a Value is kept in an entry's word.
+template <class Value>
+inline constexpr bool value_inline = std::is_trivially_copyable_v<Value> &&
+                                     sizeof(Value) <= sizeof(std::uint64_t) &&
+                                     alignof(Value) <= alignof(std::uint64_t);
+
+/// Indices of the per-thread counters, per shard.
+enum : std::size_t { ctr_loads = 0, ctr_hits = 1, ctr_stores = 2, ctr_per_shard = 3 };
+
+inline void bump(thread_record* r, std::size_t i) noexcept {
+  auto& c = r->counters()[i];
+  // Owner-only counter: a load and a store, no read-modify-write; relaxed because stats()
+  // only sums them.
+  c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+template <class Key, class Value, class Memory>
+class shard {
+ public:
+  using entry_t = entry<Key>;
+  using table_t = entry_table<entry_t>;
+  struct view {
+    table_t* table;
+    bool amended;
+  };
+  struct value_node {
+    Value v;
+  };
+  static constexpr bool inline_values = value_inline<Value>;
+
+  shard(Memory* mem, epoch_domain* dom, node_id node, std::size_t index)
+      : mem_(mem), dom_(dom), node_(node), index_(index) {
+    table_t* t = new_table(table_t::min_capacity);
+    try {
+      dirty_ = new_table(table_t::min_capacity);
+      read_.store(new_view(t, false), std::memory_order_relaxed);  // before the map is shared
+    } catch (...) {
+      free_table(t);
+      if (dirty_ != nullptr) free_table(dirty_);
+      throw;
+    }
+  }
+
+  shard(const shard&) = delete;
+  shard& operator=(const shard&) = delete;
+
+  /// Frees everything reachable. Retired objects are the domain's (freed before this).
+  ~shard() {
+    const view* v = read_.load(std::memory_order_relaxed);
+    auto free_all = [this](std::uint64_t w) {
+      entry_t* e = slot_entry<entry_t>(w);
+      const auto s = e->read();
+      if (s.state == state_present) free_word(s.word);
+      free_entry(e);
+    };
+    v->table->for_each(free_all);
+    dirty_->for_each(free_all);
+    free_table(v->table);
+    free_table(dirty_);
+    free_view(v);
+  }
+
+  node_id node() const noexcept { return node_; }
+  std::size_t index() const noexcept { return index_; }
+
+  // ---- values -------------------------------------------------------------------------
+
+  /// Makes the word for a value. Out of line, allocates a node (may throw; then nothing
+  /// is allocated). The word belongs to the caller until published.
+  template <class... A>
+  std::uint64_t make_word(A&&... args) {
+    if constexpr (inline_values) {
+      const Value v(std::forward<A>(args)...);
+      std::uint64_t w = 0;
+      std::memcpy(&w, &v, sizeof(Value));
+      return w;
+    } else {
+      void* p = alloc(sizeof(value_node), alignof(value_node));
+      try {
+        new (p) value_node{Value(std::forward<A>(args)...)};
+      } catch (...) {
+        dealloc(p, sizeof(value_node), alignof(value_node));
+        throw;
+      }
+      return reinterpret_cast<std::uintptr_t>(p);
+    }
+  }
+
+  /// Calls f(const Value&) on the value a word holds. The caller is pinned.
+  template <class F>
+  static decltype(auto) with_value(std::uint64_t w, F&& f) {
+    if constexpr (inline_values) {
+      alignas(Value) unsigned char buf[sizeof(Value)];
+      std::memcpy(buf, &w, sizeof(Value));
+      return f(*std::launder(reinterpret_cast<const Value*>(buf)));
+    } else {
+      return f(reinterpret_cast<const value_node*>(static_cast<std::uintptr_t>(w))->v);
+    }
+  }
+
+  static Value value_of(std::uint64_t w) {
+    return with_value(w, [](const Value& v) { return v; });
+  }
+
+  /// Frees a word never published (or no longer reachable by anyone).
+  void free_word(std::uint64_t w) noexcept {
+    if constexpr (!inline_values) {
+      auto* n = reinterpret_cast<value_node*>(static_cast<std::uintptr_t>(w));
+      n->~value_node();
+      dealloc(n, sizeof(value_node), alignof(value_node));
+    } else {
+      (void)w;
+    }
+  }
+
+  // ---- operations (the caller is pinned; `rec` is its epoch record) -------------------
+
+  /// Finds the key's entry, taking mu_ only when the read view misses and is amended.
+  /// Counts a load (and a hit or a miss).
+  template <class Eq>
+  entry_t* find_for_read(const hashed& hv, const Eq& eq, thread_record* rec) {
+    bump(rec, counter(ctr_loads));
+    // (S1) acquire: pairs with (S3); the view and the table slots filled before it was
+    //      published are visible.
+    const view* v = read_.load(std::memory_order_acquire);
+    if (entry_t* e = v->table->find(hv.bucket_bits(), hv.tag(), eq)) {
+      bump(rec, counter(ctr_hits));
+      return e;
+    }
+    if (!v->amended) return nullptr;
+    std::lock_guard<std::mutex> lk(mu_);
+    return find_locked(hv, eq, /*count_miss=*/true);
+  }
+
+  /// Store: sets the key to word w (w is consumed in every outcome but an exception).
+  /// Returns the previous present word via `prev` (retired by the caller), or false.
+  template <class Eq, class MakeKey>
+  bool swap(const hashed& hv, const Eq& eq, const MakeKey& make_key, std::uint64_t w,
+            thread_record* rec, std::uint64_t& prev) {
+    reserve_retire(rec, 2);
+    const view* v = read_.load(std::memory_order_acquire);  // as (S1)
+    if (entry_t* e = v->table->find(hv.bucket_bits(), hv.tag(), eq)) {
+      auto l = e->lock();
+      if (l.state() != state_expunged) {
+        e->unlock(l, w, state_present);
+        bump(rec, counter(ctr_stores));
+        return settle_swap(l, prev);
+      }
+      e->unlock_unchanged(l);
+    }
+    std::lock_guard<std::mutex> lk(mu_);
+    if (entry_t* e = find_locked(hv, eq, /*count_miss=*/false)) {
+      auto l = e->lock();  // not expunged: see the invariants
+      e->unlock(l, w, state_present);
+      bump(rec, counter(ctr_stores));
+      return settle_swap(l, prev);
+    }
+    insert_new_locked(hv, make_key, w);
+    bump(rec, counter(ctr_stores));
+    return false;
+  }
+
+  /// LoadOrStore and LoadOrCompute. If present, returns {its word, true}. Otherwise makes
+  /// a word with produce() (called at most once) and stores it, returning {that word,
+  /// false}. With produce_locked, produce() runs only with mu_ held, so it runs at most once
+  /// per insertion.
+  template <class Eq, class MakeKey, class Produce>
+  std::pair<std::uint64_t, bool> load_or_store(const hashed& hv, const Eq& eq,
+                                               const MakeKey& make_key, Produce&& produce,
+                                               bool produce_locked, thread_record* rec) {
+    reserve_retire(rec, 1);
+    const view* v = read_.load(std::memory_order_acquire);  // as (S1)
+    entry_t* e = v->table->find(hv.bucket_bits(), hv.tag(), eq);
+    if (e != nullptr) {
+      const auto s = e->read();
+      if (s.state == state_present) return {s.word, true};
+      if (s.state == state_deleted && !produce_locked) {
+        const std::uint64_t w = produce();
+        const auto r = try_load_or_store(e, w, rec);
+        if (r.first == 2) return {w, false};
+        if (r.first == 1) {
+          free_word(w);
+          return {r.second, true};
+        }
+        return store_new_or_load(hv, eq, make_key, produce, &w, rec);  // expunged meanwhile
+      }
+    }
+    return store_new_or_load(hv, eq, make_key, produce, nullptr, rec);
+  }
+
+  /// Delete / LoadAndDelete: removes the key; returns its present word via `prev`
+  /// (retired by the caller) or false.
+  template <class Eq>
+  bool remove(const hashed& hv, const Eq& eq, thread_record* rec, std::uint64_t& prev) {
+    reserve_retire(rec, 2);
+    const view* v = read_.load(std::memory_order_acquire);  // as (S1)
+    entry_t* e = v->table->find(hv.bucket_bits(), hv.tag(), eq);
+    if (e == nullptr && v->amended) {
+      std::lock_guard<std::mutex> lk(mu_);
+      v = read_.load(std::memory_order_relaxed);  // (S2) relaxed: mu_ orders writers of read_
+      e = v->table->find(hv.bucket_bits(), hv.tag(), eq);
+      if (e == nullptr && v->amended) {
+        e = dirty_->find(hv.bucket_bits(), hv.tag(), eq);
+        if (e != nullptr) {
+          prev = drop_dirty_locked(e);
+          miss_locked();
+          return true;
+        }
+        miss_locked();
+      }
+    }
+    if (e == nullptr) return false;
+    auto l = e->lock();
+    if (l.state() != state_present) {
+      e->unlock_unchanged(l);
+      return false;
+    }
+    e->unlock(l, 0, state_deleted);
+    size_->fetch_sub(1, std::memory_order_relaxed);  // a statistic of presence; see size()
+    prev = l.word;
+    return true;
+  }
+
+  /// CompareAndSwap / CompareAndDelete. `matches(word)` compares the current value with
+  /// the expected one (outside any lock); `produce()` makes the new word, or the delete
+  /// happens when `is_delete`. Returns whether it swapped; the replaced word via `prev`.
+  template <class Eq, class Matches, class Produce>
+  bool compare_and(const hashed& hv, const Eq& eq, const Matches& matches, Produce&& produce,
+                   bool is_delete, thread_record* rec, std::uint64_t& prev) {
+    reserve_retire(rec, 2);
+    const view* v = read_.load(std::memory_order_acquire);  // as (S1)
+    entry_t* e = v->table->find(hv.bucket_bits(), hv.tag(), eq);
+    if (e == nullptr) {
+      if (!v->amended) return false;
+      std::lock_guard<std::mutex> lk(mu_);
+      v = read_.load(std::memory_order_relaxed);  // as (S2)
+      e = v->table->find(hv.bucket_bits(), hv.tag(), eq);
+      if (e == nullptr) {
+        e = v->amended ? dirty_->find(hv.bucket_bits(), hv.tag(), eq) : nullptr;
+        if (e == nullptr) return false;
+        miss_locked();
+        // A dirty entry changes only under mu_, which we hold: compare, then act.
+        const auto s = e->read();
+        if (!matches(s.word)) return false;
+        if (is_delete) {
+          prev = drop_dirty_locked(e);
+          return true;
+        }
+        const std::uint64_t w = produce();
+        auto l = e->lock();
+        e->unlock(l, w, state_present);
+        bump(rec, counter(ctr_stores));
+        prev = l.word;
+        return true;
+      }
+    }
+    // e is (or was) in a read table: compare optimistically, then swap if unchanged.
+    std::uint64_t w = 0;
+    bool have_w = false;
+    for (;;) {
+      const auto s = e->read();
+      if (s.state != state_present || !matches(s.word)) break;
+      if (!is_delete && !have_w) {
+        w = produce();
+        have_w = true;
+      }
+      auto l = e->lock();
+      if (l.state() == state_present && l.word == s.word) {
+        if (is_delete) {
+          e->unlock(l, 0, state_deleted);
+          size_->fetch_sub(1, std::memory_order_relaxed);
+        } else {
+          e->unlock(l, w, state_present);
+          bump(rec, counter(ctr_stores));
+        }
+        prev = l.word;
+        return true;
+      }
+      e->unlock_unchanged(l);  // changed meanwhile: look again
+    }
+    if (have_w) free_word(w);
+    return false;
+  }
+
+  /// Visits every present key of the read table after promoting the dirty map. f(entry&,
+  /// word) returns false to stop. Holds no lock while f runs.
+  template <class F>
+  bool for_each(thread_record* rec, F&& f) {
+    const view* v = read_.load(std::memory_order_acquire);  // as (S1)
+    if (v->amended) {
+      std::lock_guard<std::mutex> lk(mu_);
+      v = read_.load(std::memory_order_relaxed);  // as (S2)
+      if (v->amended) {
+        reserve_retire(rec, v->table->used() + 2);
+        if (!promote_locked()) throw std::bad_alloc();
+        v = read_.load(std::memory_order_relaxed);
+      }
+    }
+    bool go_on = true;
+    v->table->for_each([&](std::uint64_t slot) {
+      if (!go_on) return;
+      entry_t* e = slot_entry<entry_t>(slot);
+      const auto s = e->read();
+      if (s.state == state_present) go_on = f(*e, s.word);
+    });
+    return go_on;
+  }
+
+  /// Clear: every entry becomes expunged and a new empty view is published.
+  void clear(thread_record* rec) {
+    std::lock_guard<std::mutex> lk(mu_);
+    const view* old = read_.load(std::memory_order_relaxed);
+    const std::size_t n = old->table->used() + dirty_->used();
+    reserve_retire(rec, 2 * n + 2);
+    table_t* t = new_table(table_t::min_capacity);
+    view* nv;
+    try {
+      nv = new_view(t, false);
+    } catch (...) {
+      free_table(t);
+      throw;
+    }
+    auto expunge_all = [this](std::uint64_t slot) {
+      entry_t* e = slot_entry<entry_t>(slot);
+      auto l = e->lock();
+      e->unlock(l, 0, state_expunged);
+      if (l.state() == state_present) {
+        size_->fetch_sub(1, std::memory_order_relaxed);
+        retire_word(l.word);
+      }
+    };
+    old->table->for_each(expunge_all);
+    dirty_->for_each(expunge_all);
+    // (S3) release: pairs with (S1); the new view and its table are built before readers
+    //      can see them.
+    read_.store(nv, std::memory_order_release);
+    misses_ = 0;
+    // The old entries are unreachable from the new view: retire them, their table, the view.
+    auto retire_entry = [this](std::uint64_t slot) { retire_entry_ptr(slot_entry<entry_t>(slot)); };
+    old->table->for_each(retire_entry);
+    dirty_->for_each(retire_entry);
+    dirty_->clear();
+    retire_table(old->table);
+    retire_view(old);
+  }
+
+  // ---- statistics ---------------------------------------------------------------------
+
+  std::size_t size() const noexcept {
+    const std::int64_t n = size_->load(std::memory_order_relaxed);
+    return n > 0 ? static_cast<std::size_t>(n) : 0;
+  }
+  std::size_t bytes() const noexcept {
+    const std::int64_t n = bytes_->load(std::memory_order_relaxed);
+    return n > 0 ? static_cast<std::size_t>(n) : 0;
+  }
+  std::uint64_t misses() const noexcept { return misses_total_.load(std::memory_order_relaxed); }
+  std::uint64_t promotions() const noexcept { return promotions_.load(std::memory_order_relaxed); }
+  std::uint64_t rebuilds() const noexcept { return rebuilds_.load(std::memory_order_relaxed); }
+  std::size_t counter(std::size_t which) const noexcept { return index_ * ctr_per_shard + which; }
+
+  /// Retires a word that was replaced or removed (caller pinned, retire reserved).
+  void retire_word(std::uint64_t w) noexcept {
+    if constexpr (!inline_values) {
+      dom_->retire(reinterpret_cast<void*>(static_cast<std::uintptr_t>(w)), &free_node_fn, this);
+    } else {
+      (void)w;
+    }
+  }
+
+ private:
+  // ---- locked helpers (mu_ held) ------------------------------------------------------
+
+  template <class Eq>
+  entry_t* find_locked(const hashed& hv, const Eq& eq, bool count_miss) {
+    const view* v = read_.load(std::memory_order_relaxed);  // as (S2)
+    if (entry_t* e = v->table->find(hv.bucket_bits(), hv.tag(), eq)) return e;
+    if (!v->amended) return nullptr;
+    entry_t* e = dirty_->find(hv.bucket_bits(), hv.tag(), eq);
+    if (count_miss) miss_locked();
+    return e;
+  }
+
+  /// The slow path of load_or_store (mu_ taken here). `premade`, if given, is a word
+  /// already made by produce(); it is used instead of calling produce() again, and freed
+  /// if it is not stored.
+  template <class Eq, class MakeKey, class Produce>
+  std::pair<std::uint64_t, bool> store_new_or_load(const hashed& hv, const Eq& eq,
+                                                   const MakeKey& make_key, Produce& produce,
+                                                   const std::uint64_t* premade,
+                                                   thread_record* rec) {
+    std::uint64_t w = premade != nullptr ? *premade : 0;
+    bool have_w = premade != nullptr;
+    try {
+      std::lock_guard<std::mutex> lk(mu_);
+      const view* v = read_.load(std::memory_order_relaxed);  // as (S2)
+      entry_t* e = v->table->find(hv.bucket_bits(), hv.tag(), eq);
+      if (e == nullptr && v->amended) {
+        e = dirty_->find(hv.bucket_bits(), hv.tag(), eq);
+        if (e != nullptr) miss_locked();
+      }
+      if (e != nullptr) {
+        const auto s = e->read();
+        if (s.state == state_present) {
+          if (have_w) free_word(w);
+          return {s.word, true};
+        }
+        // Deleted, in the current table: revive it (a lock-free store may win the race).
+        if (!have_w) {
+          w = produce();
+          have_w = true;
+        }
+        const auto r = try_load_or_store(e, w, rec);
+        if (r.first == 1) free_word(w);
+        return {r.second, r.first == 1};
+      }
+      if (!have_w) {
+        w = produce();
+        have_w = true;
+      }
+      insert_new_locked(hv, make_key, w);
+      bump(rec, counter(ctr_stores));
+      return {w, false};
+    } catch (...) {
+      if (have_w) free_word(w);
+      throw;
+    }
+  }
+
+  /// Entry-level LoadOrStore: {1, word} loaded, {2, w} stored, {0, _} expunged.
+  std::pair<int, std::uint64_t> try_load_or_store(entry_t* e, std::uint64_t w,
+                                                  thread_record* rec) noexcept {
+    auto l = e->lock();
+    switch (l.state()) {
+      case state_present:
+        e->unlock_unchanged(l);
+        return {1, l.word};
+      case state_deleted:
+        e->unlock(l, w, state_present);
+        size_->fetch_add(1, std::memory_order_relaxed);
+        bump(rec, counter(ctr_stores));
+        return {2, w};
+      default:
+        e->unlock_unchanged(l);
+        return {0, 0};
+    }
+  }
+
+  /// After a successful swap on an existing entry: a revived entry counts as a new key.
+  bool settle_swap(const typename entry_t::locked& l, std::uint64_t& prev) noexcept {
+    if (l.state() == state_present) {
+      prev = l.word;
+      return true;
+    }
+    size_->fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+
+  /// A new key: into the dirty map, marking the view amended. All allocation first, so an
+  /// exception changes nothing (w stays the caller's).
+  template <class MakeKey>
+  void insert_new_locked(const hashed& hv, const MakeKey& make_key, std::uint64_t w) {
+    const view* v = read_.load(std::memory_order_relaxed);  // as (S2)
+    if (!dirty_->fits(1)) grow_dirty_locked();
+    view* nv = nullptr;
+    if (!v->amended) nv = new_view(v->table, true);
+    entry_t* e;
+    try {
+      e = new_entry(hv, make_key, w);
+    } catch (...) {
+      if (nv != nullptr) free_view(nv);
+      throw;
+    }
+    dirty_->insert(make_slot(e, hv.tag()));
+    size_->fetch_add(1, std::memory_order_relaxed);
+    if (nv != nullptr) {
+      read_.store(nv, std::memory_order_release);  // as (S3)
+      retire_view(v);
+    }
+    const std::size_t live_table = live_in_table_locked();
+    if (dirty_->used() >= std::max<std::size_t>(64, live_table / 8)) (void)promote_locked();
+  }
+
+  void grow_dirty_locked() {
+    table_t* t = new_table(dirty_->capacity() * 2);
+    dirty_->for_each([t](std::uint64_t w) { t->insert(w); });
+    free_table(dirty_);  // only ever read under mu_: free at once
+    dirty_ = t;
+  }
+
+  /// Removes a dirty-map entry (present by the invariants); returns its word, which the
+  /// caller retires.
+  std::uint64_t drop_dirty_locked(entry_t* e) noexcept {
+    dirty_->erase(e);
+    auto l = e->lock();
+    e->unlock(l, 0, state_expunged);
+    size_->fetch_sub(1, std::memory_order_relaxed);
+    retire_entry_ptr(e);
+    return l.word;
+  }
+
+  void miss_locked() {
+    misses_total_.store(misses_total_.load(std::memory_order_relaxed) + 1,
+                        std::memory_order_relaxed);  // written under mu_ only
+    if (++misses_ < dirty_->used()) return;
+    (void)promote_locked();
+  }
+
+  std::size_t live_in_table_locked() const noexcept {
+    const std::size_t live = size();
+    const std::size_t d = dirty_->used();
+    return live > d ? live - d : 0;
+  }
+
+  /// Moves the dirty map into the read view (append or rebuild). Returns false, changing
+  /// nothing, when memory for it cannot be had: promotion is only an optimisation.
+  bool promote_locked() noexcept {
+    view* old = const_cast<view*>(read_.load(std::memory_order_relaxed));  // as (S2)
+    table_t* t = old->table;
+    const std::size_t d = dirty_->used();
+    const std::size_t live_t = live_in_table_locked();
+    const std::size_t dead_t = t->used() > live_t ? t->used() - live_t : 0;
+    thread_record* rec = nullptr;
+    try {
+      rec = dom_->local_record();
+    } catch (...) {
+      return false;
+    }
+    if (t->fits(d) && dead_t * 2 <= t->used() + 8) {
+      view* nv;
+      try {
+        rec->bag.reserve(rec->bag.size() + 1);
+        nv = new_view(t, false);
+      } catch (...) {
+        return false;
+      }
+      dirty_->for_each([t](std::uint64_t w) { t->insert(w); });
+      dirty_->clear();
+      read_.store(nv, std::memory_order_release);  // as (S3)
+      retire_view(old);
+    } else {
+      // Pass 1: expunge the deleted entries (no lock-free store may revive them now) and
+      // count the survivors. mu_ is held, so the survivors are exactly the entries left
+      // unexpunged: no entry enters the table and only we expunge.
+      std::size_t survivors = 0;
+      t->for_each([&survivors](std::uint64_t w) {
+        entry_t* e = slot_entry<entry_t>(w);
+        auto l = e->lock();
+        if (l.state() == state_deleted) {
+          e->unlock(l, 0, state_expunged);
+        } else {
+          e->unlock_unchanged(l);
+          ++survivors;
+        }
+      });
+      table_t* nt = nullptr;
+      view* nv = nullptr;
+      try {
+        rec->bag.reserve(rec->bag.size() + t->used() + 2);
+        nt = new_table(capacity_for(survivors + d));
+        nv = new_view(nt, false);
+      } catch (...) {
+        if (nt != nullptr) free_table(nt);
+        // Undo pass 1. Only threads that then take mu_ act on an expunged state (readers
+        // read it as absent, like deleted), so with mu_ still held the undo is invisible.
+        t->for_each([](std::uint64_t w) {
+          entry_t* e = slot_entry<entry_t>(w);
+          auto l = e->lock();
+          if (l.state() == state_expunged) {
+            e->unlock(l, 0, state_deleted);
+          } else {
+            e->unlock_unchanged(l);
+          }
+        });
+        return false;
+      }
+      // Pass 2: the survivors and the dirty entries into the new table; publish it.
+      t->for_each([nt](std::uint64_t w) {
+        if (slot_entry<entry_t>(w)->read().state != state_expunged) nt->insert(w);
+      });
+      dirty_->for_each([nt](std::uint64_t w) { nt->insert(w); });
+      dirty_->clear();
+      read_.store(nv, std::memory_order_release);  // as (S3)
+      // Pass 3: unreachable from the new view now: the expunged entries, the table, the view.
+      t->for_each([this](std::uint64_t w) {
+        entry_t* e = slot_entry<entry_t>(w);
+        if (e->read().state == state_expunged) retire_entry_ptr(e);
+      });
+      retire_table(t);
+      retire_view(old);
+      rebuilds_.store(rebuilds_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+    misses_ = 0;
+    promotions_.store(promotions_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    return true;
+  }
+
+  // ---- memory -------------------------------------------------------------------------
+
+  void* alloc(std::size_t bytes, std::size_t align) {
+    void* p = mem_->allocate(bytes, align, node_);
+    bytes_->fetch_add(static_cast<std::int64_t>(bytes), std::memory_order_relaxed);
+    return p;
+  }
+  void dealloc(void* p, std::size_t bytes, std::size_t align) noexcept {
+    mem_->deallocate(p, bytes, align, node_);
+    bytes_->fetch_sub(static_cast<std::int64_t>(bytes), std::memory_order_relaxed);
+  }
+
+  table_t* new_table(std::size_t capacity) {
+    return table_t::create_at(alloc(table_t::bytes_for(capacity), alignof(table_t)), capacity);
+  }
+  void free_table(table_t* t) noexcept {
+    const std::size_t bytes = table_t::bytes_for(t->capacity());
+    t->~table_t();
+    dealloc(t, bytes, alignof(table_t));
+  }
+  view* new_view(table_t* t, bool amended) {
+    return new (alloc(sizeof(view), alignof(view))) view{t, amended};
+  }
+  void free_view(const view* v) noexcept {
+    dealloc(const_cast<view*>(v), sizeof(view), alignof(view));
+  }
+
+  template <class MakeKey>
+  entry_t* new_entry(const hashed& hv, const MakeKey& make_key, std::uint64_t w) {
+    void* p = alloc(sizeof(entry_t), alignof(entry_t));
+    if ((reinterpret_cast<std::uintptr_t>(p) & ~pointer_mask) != 0) {
+      dealloc(p, sizeof(entry_t), alignof(entry_t));
+      throw std::bad_alloc();  // a pointer above 2^48 cannot carry a tag (see table.hpp)
+    }
+    try {
+      return make_key([&](auto&&... key_args) {
+        return new (p) entry_t(hv.bucket_bits(), w, std::forward<decltype(key_args)>(key_args)...);
+      });
+    } catch (...) {
+      dealloc(p, sizeof(entry_t), alignof(entry_t));
+      throw;
+    }
+  }
+  void free_entry(entry_t* e) noexcept {
+    e->~entry_t();
+    dealloc(e, sizeof(entry_t), alignof(entry_t));
+  }
+
+  void reserve_retire(thread_record* rec, std::size_t n) { rec->bag.reserve(rec->bag.size() + n); }
+  void retire_entry_ptr(entry_t* e) noexcept { dom_->retire(e, &free_entry_fn, this); }
+  void retire_table(table_t* t) noexcept { dom_->retire(t, &free_table_fn, this); }
+  void retire_view(const view* v) noexcept {
+    dom_->retire(const_cast<view*>(v), &free_view_fn, this);
+  }
+
+  static void free_node_fn(void* self, void* p) {
+    static_cast<shard*>(self)->free_word(reinterpret_cast<std::uintptr_t>(p));
+  }
+  static void free_entry_fn(void* self, void* p) {
+    static_cast<shard*>(self)->free_entry(static_cast<entry_t*>(p));
+  }
+  static void free_table_fn(void* self, void* p) {
+    static_cast<shard*>(self)->free_table(static_cast<table_t*>(p));
+  }
+  static void free_view_fn(void* self, void* p) {
+    static_cast<shard*>(self)->free_view(static_cast<view*>(p));
+  }
+
+  // ---- fields -------------------------------------------------------------------------
+
+  // Read-only after construction, and the read view pointer: the lines every reader loads.
+  Memory* const mem_;
+  epoch_domain* const dom_;
+  const node_id node_;
+  const std::size_t index_;
+  // The read view. Loaded by any thread at any time (S1); stored only with mu_ held (S3).
+  detail::atomic<const view*> read_{nullptr};
+
+  // Writers' state, on its own line(s): taking mu_ does not invalidate read_'s line.
+  alignas(cacheline_size) std::mutex mu_;
+  table_t* dirty_ = nullptr;  // guarded by mu_
+  std::size_t misses_ = 0;    // guarded by mu_; reset by promotion
+  // Written under mu_ only; atomics so stats() may read them without it.
+  detail::atomic<std::uint64_t> misses_total_{0};
+  detail::atomic<std::uint64_t> promotions_{0};
+  detail::atomic<std::uint64_t> rebuilds_{0};
+
+  // Live keys: changed by every insert, delete and revive, with or without mu_.
+  cache_padded<detail::atomic<std::int64_t>> size_{0};
+  // Bytes held from the memory resource (frees come from any thread's reclamation).
+  cache_padded<detail::atomic<std::int64_t>> bytes_{0};
+};
+
+}  // namespace detail
+NUMAMAP_END_NAMESPACE
