@@ -15,7 +15,7 @@ int main() {
 
   hits.range([](const std::string& key, int v) {  // weakly consistent, holds no lock
     std::printf("  %s -> %d\n", key.c_str(), v);
-    return true;  // false stops the walk
+    return true;  // returning false stops the walk
   });
   hits.erase("beta");
   std::printf("size %zu, %zu shards, topology from %s\n", hits.size(), hits.shard_count(),
