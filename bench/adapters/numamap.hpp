@@ -1,0 +1,44 @@
+// bench/adapters/numamap.hpp — numamap::concurrent_map with its defaults: topology::system(),
+// default shards per node, default_memory (numa_memory where libnuma works, else heap).
+#pragma once
+
+#include <numamap/numamap.hpp>
+#include <string>
+#include <utility>
+
+namespace numamap::bench {
+
+template <class K, class V>
+class numamap_adapter {
+ public:
+  static constexpr const char* name = "numamap";
+  static constexpr bool thread_safe = true;
+
+  bool load(const K& k, V& out) const {
+    const auto v = map_.load(k);
+    if (!v) return false;
+    out = *v;
+    return true;
+  }
+  void store(const K& k, V v) { map_.store(k, std::move(v)); }
+  std::pair<V, bool> load_or_store(const K& k, V v) { return map_.load_or_store(k, std::move(v)); }
+  bool erase(const K& k) { return map_.erase(k); }
+  std::size_t size() const { return map_.size(); }
+
+  /// Bytes the map holds from its memory resource (stats()), for the bytes-per-entry column.
+  std::size_t bytes_allocated() const {
+    std::size_t total = 0;
+    for (const auto& n : map_.stats().nodes) total += n.bytes_allocated;
+    return total;
+  }
+  std::string describe() const {
+    const auto s = map_.stats();
+    return s.memory_resource + ", topology " + s.topology_source + ", " +
+           std::to_string(map_.shard_count()) + " shards";
+  }
+
+ private:
+  numamap::concurrent_map<K, V> map_;
+};
+
+}  // namespace numamap::bench

@@ -1,0 +1,42 @@
+// bench/adapters/tbb.hpp — oneTBB tbb::concurrent_hash_map with its default hash_compare and
+// allocator (tbb_allocator: tbbmalloc where the library is present). Reads hold a
+// const_accessor (a reader lock on the element), writes an accessor.
+#pragma once
+
+#include <tbb/concurrent_hash_map.h>
+
+#include <utility>
+
+namespace numamap::bench {
+
+template <class K, class V>
+class tbb_adapter {
+ public:
+  static constexpr const char* name = "tbb_chm";
+  static constexpr bool thread_safe = true;
+
+  bool load(const K& k, V& out) const {
+    typename map_type::const_accessor a;
+    if (!map_.find(a, k)) return false;
+    out = a->second;
+    return true;
+  }
+  void store(const K& k, V v) {
+    typename map_type::accessor a;
+    map_.insert(a, k);
+    a->second = v;
+  }
+  std::pair<V, bool> load_or_store(const K& k, V v) {
+    typename map_type::const_accessor a;
+    const bool inserted = map_.insert(a, typename map_type::value_type(k, v));
+    return {a->second, !inserted};
+  }
+  bool erase(const K& k) { return map_.erase(k); }
+  std::size_t size() const { return map_.size(); }
+
+ private:
+  using map_type = tbb::concurrent_hash_map<K, V>;
+  mutable map_type map_;
+};
+
+}  // namespace numamap::bench

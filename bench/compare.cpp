@@ -1,0 +1,893 @@
+// bench/compare.cpp — numamap_compare: the same workloads on numamap and on the peers a C++
+// engineer would pick instead, in one run, interleaved.
+//
+// A cell is (workload mix, map size, thread count). For each cell the driver runs every
+// selected map `reps` times, round robin (map A, B, C, A, B, C, ...; the order rotates each
+// repetition), so drift of the machine (frequency, noisy neighbours) hits all maps alike.
+// One run of one map in one cell:
+//   1. trim the heap, read the resident set (/proc/self/statm);
+//   2. build an empty map and fill it with key numbers [0, size) from `threads` pinned
+//      threads (thread t stores the numbers = t mod threads);
+//   3. resident bytes per entry = (resident now - resident before) / size: the RSS delta,
+//      so it counts what the map really touched, allocator overhead included, whichever
+//      allocator the map uses (tbbmalloc, numa_memory's mbind'ed chunks, malloc);
+//   4. run the mix on `threads` pinned threads for `seconds`; every 64th operation is timed
+//      with the cycle counter (rdtsc; the empty-timer cost is subtracted) into per-kind
+//      histograms; Mops/s = all operations of all threads / (last end - first start);
+//   5. check the map still makes sense (read mixes: no load of a present key missed and the
+//      size is unchanged; churn: the size stayed within `threads` of `size`).
+// Before any timing each map passes a correctness smoke test (a random sequence checked
+// against std::unordered_map, and for thread-safe maps a concurrent insert/load/erase check).
+//
+// Output: DIR/results.csv (one row per run of one map in one cell) and DIR/meta.json (machine,
+// compiler, flags, date, command, maps found and skipped). bench/plot.py turns them into PNGs
+// and a Markdown table.
+#include <sys/stat.h>
+#include <sys/utsname.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <unordered_map>
+#include <vector>
+
+#include "adapters/std_shared_mutex.hpp"
+#include "numamap_bench_build_info.hpp"
+#include "workload.hpp"
+#if NUMAMAP_BENCH_HAVE_NUMAMAP
+#include "adapters/numamap.hpp"
+#endif
+#if NUMAMAP_BENCH_HAVE_TBB
+#include "adapters/tbb.hpp"
+#endif
+#if NUMAMAP_BENCH_HAVE_LIBCUCKOO
+#include "adapters/libcuckoo.hpp"
+#endif
+#if NUMAMAP_BENCH_HAVE_ABSL
+#include "adapters/absl.hpp"
+#endif
+
+namespace numamap::bench {
+namespace {
+
+using value_t = std::uint64_t;
+
+// ------------------------------------------------------------------------------------------
+// Workload mixes
+
+enum class mix_kind { read_write, mixed, load_or_store, churn };
+
+struct mix_def {
+  const char* name;
+  mix_kind kind;
+  int percent;  // read_write: % loads (rest store to present keys); load_or_store: % reuse
+  bool zipf;
+  bool string_keys;
+  const char* what;
+};
+
+const mix_def mixes[] = {
+    {"read100", mix_kind::read_write, 100, false, false, "100% load of present keys"},
+    {"read99", mix_kind::read_write, 99, false, false, "99% load, 1% store to present keys"},
+    {"read95", mix_kind::read_write, 95, false, false, "95% load, 5% store to present keys"},
+    {"mixed50", mix_kind::mixed, 50, false, false,
+     "50% load, 25% store, 25% erase over 2x size key numbers (half present)"},
+    {"los50", mix_kind::load_or_store, 50, false, false,
+     "load_or_store: 50% present keys, 50% fresh keys"},
+    {"los83", mix_kind::load_or_store, 83, false, false,
+     "load_or_store: 83% present keys, 17% fresh keys"},
+    {"los95", mix_kind::load_or_store, 95, false, false,
+     "load_or_store: 95% present keys, 5% fresh keys"},
+    {"churn", mix_kind::churn, 0, false, false,
+     "alternate: store a fresh key, erase this thread's oldest key (size steady)"},
+    {"read95_zipf", mix_kind::read_write, 95, true, false,
+     "read95 with key ranks drawn from Zipf(0.99)"},
+    {"read95_str", mix_kind::read_write, 95, false, true, "read95 with 24-byte std::string keys"},
+};
+
+const mix_def* find_mix(const std::string& name) {
+  for (const auto& m : mixes)
+    if (name == m.name) return &m;
+  return nullptr;
+}
+
+struct cell {
+  const mix_def* mix;
+  std::uint64_t size;
+  unsigned threads;
+};
+
+struct run_options {
+  double seconds = 1.0;
+  bool pin = true;
+};
+
+struct row {
+  std::string map;
+  const mix_def* mix = nullptr;
+  std::uint64_t size = 0;
+  unsigned threads = 0;
+  int rep = 0;
+  std::uint64_t ops = 0;
+  double seconds = 0;
+  double mops = 0;
+  double p50 = 0, p99 = 0, p999 = 0;  // all sampled operations, ns
+  double load_p50 = 0, load_p99 = 0, load_p999 = 0;
+  double rss_bytes_per_entry = 0;
+  double alloc_bytes_per_entry = -1;  // from the map's own accounting, where it has one
+  double prefill_seconds = 0;
+  std::uint64_t samples = 0;
+  std::string check = "ok";
+};
+
+// ------------------------------------------------------------------------------------------
+// Keys
+
+struct u64_keys {
+  using key_type = std::uint64_t;
+  std::uint64_t operator()(std::uint64_t i) const noexcept { return key_u64(i); }
+};
+
+struct string_keys {
+  using key_type = std::string;
+  const std::vector<std::string>* table;
+  const std::string& operator()(std::uint64_t i) const noexcept { return (*table)[i]; }
+};
+
+const std::vector<std::string>& string_table(std::uint64_t n) {
+  static std::map<std::uint64_t, std::vector<std::string>> cache;
+  auto& t = cache[n];
+  if (t.size() != n) {
+    t.clear();
+    t.reserve(n);
+    for (std::uint64_t i = 0; i < n; ++i) t.push_back(key_string(i));
+  }
+  return t;
+}
+
+constexpr std::size_t zipf_samples = std::size_t{1} << 22;
+
+const std::vector<std::uint32_t>& zipf_ranks(std::uint64_t n) {
+  static std::map<std::uint64_t, std::vector<std::uint32_t>> cache;
+  auto& t = cache[n];
+  if (t.empty()) t = zipf_table(n, 0.99, zipf_samples, 0x5eed + n);
+  return t;
+}
+
+// ------------------------------------------------------------------------------------------
+// Optional adapter members
+
+template <class M, class = void>
+struct has_bytes_allocated : std::false_type {};
+template <class M>
+struct has_bytes_allocated<M, std::void_t<decltype(std::declval<const M&>().bytes_allocated())>>
+    : std::true_type {};
+
+template <class M, class = void>
+struct has_describe : std::false_type {};
+template <class M>
+struct has_describe<M, std::void_t<decltype(std::declval<const M&>().describe())>>
+    : std::true_type {};
+
+// ------------------------------------------------------------------------------------------
+// One run of one map in one cell
+
+enum op_kind : int { op_load = 0, op_store = 1, op_los = 2, op_erase = 3, op_kinds = 4 };
+
+struct alignas(128) thread_state {
+  latency_histogram hist[op_kinds];
+  std::uint64_t ops = 0;
+  std::uint64_t misses = 0;  // loads of keys that must be present but were not found
+  std::uint64_t sink = 0;
+  std::chrono::steady_clock::time_point start, end;
+};
+
+// The fresh key numbers of thread t in a load_or_store mix: far above any prefilled number,
+// and disjoint between threads.
+inline std::uint64_t fresh_base(unsigned t) {
+  return (std::uint64_t{1} << 48) + (std::uint64_t{t} << 40);
+}
+
+template <class Map, class Keys>
+void worker(Map& map, const Keys& keys, const cell& c, unsigned t, const std::atomic<bool>& stop,
+            start_line& line, thread_state& st, bool pin) {
+  if (pin) pin_to_cpu(t);
+  wyrand rng(0x9e3779b97f4a7c15ULL * (t + 1) + c.size);
+  const std::uint64_t n = c.size;
+  const mix_def& mix = *c.mix;
+  const std::uint64_t threshold = static_cast<std::uint64_t>(mix.percent) * 65536 / 100;
+  const std::vector<std::uint32_t>* zipf = mix.zipf ? &zipf_ranks(n) : nullptr;
+  std::size_t zpos = (zipf_samples / c.threads) * t;
+  std::uint64_t fresh = 0;
+  // churn: this thread owns key numbers j * threads + t; prefill stored those below n.
+  std::uint64_t head = (n > t) ? (n - t + c.threads - 1) / c.threads : 0;
+  std::uint64_t tail = 0;
+  bool churn_insert = true;
+  const std::uint64_t overhead = cycle_clock::overhead_ticks();
+  value_t v = 0;
+
+  auto step = [&]() -> int {
+    const std::uint64_t r = rng.next();
+    switch (mix.kind) {
+      case mix_kind::read_write: {
+        const std::uint64_t i = zipf ? (*zipf)[zpos++ & (zipf_samples - 1)] : fast_range(r, n);
+        if ((r & 0xffff) < threshold) {
+          if (!map.load(keys(i), v)) ++st.misses;
+          st.sink += v;
+          return op_load;
+        }
+        map.store(keys(i), r);
+        return op_store;
+      }
+      case mix_kind::mixed: {
+        const std::uint64_t i = fast_range(r, 2 * n);
+        switch (r & 3) {
+          case 0:
+          case 1:
+            if (map.load(keys(i), v)) st.sink += v;
+            return op_load;
+          case 2:
+            map.store(keys(i), r);
+            return op_store;
+          default:
+            st.sink += map.erase(keys(i));
+            return op_erase;
+        }
+      }
+      case mix_kind::load_or_store: {
+        std::uint64_t i;
+        if ((r & 0xffff) < threshold) {
+          i = fast_range(r, n);
+        } else {
+          i = fresh_base(t) + fresh++;
+        }
+        st.sink += map.load_or_store(keys(i), r).first;
+        return op_los;
+      }
+      case mix_kind::churn:
+        churn_insert = !churn_insert;
+        if (!churn_insert) {
+          map.store(keys(head++ * c.threads + t), r);
+          return op_store;
+        }
+        st.sink += map.erase(keys(tail++ * c.threads + t));
+        return op_erase;
+    }
+    return op_load;
+  };
+
+  line.arrive_and_wait();
+  st.start = std::chrono::steady_clock::now();
+  std::uint64_t ops = 0;
+  // relaxed: the flag only ends the loop; the results are read after join().
+  while (!stop.load(std::memory_order_relaxed)) {
+    const std::uint64_t t0 = cycle_clock::start();
+    const int kind = step();
+    const std::uint64_t t1 = cycle_clock::stop();
+    const std::uint64_t d = t1 - t0;
+    st.hist[kind].add(d > overhead ? d - overhead : 0);
+    for (int j = 1; j < 64; ++j) step();
+    ops += 64;
+  }
+  st.end = std::chrono::steady_clock::now();
+  st.ops = ops;
+  keep(st.sink);
+}
+
+template <class Map, class Keys>
+row run_one(const std::string& name, const cell& c, const Keys& keys, const run_options& opt) {
+  row out;
+  out.map = name;
+  out.mix = c.mix;
+  out.size = c.size;
+  out.threads = c.threads;
+
+  trim_heap();
+  const std::size_t rss0 = resident_bytes();
+  auto map = std::make_unique<Map>();
+  const auto p0 = std::chrono::steady_clock::now();
+  {
+    std::vector<std::thread> fill;
+    for (unsigned t = 0; t < c.threads; ++t) {
+      fill.emplace_back([&, t] {
+        if (opt.pin) pin_to_cpu(t);
+        for (std::uint64_t i = t; i < c.size; i += c.threads) map->store(keys(i), i);
+      });
+    }
+    for (auto& th : fill) th.join();
+  }
+  out.prefill_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - p0).count();
+  const std::size_t rss1 = resident_bytes();
+  out.rss_bytes_per_entry =
+      rss1 > rss0 ? static_cast<double>(rss1 - rss0) / static_cast<double>(c.size) : 0.0;
+  if constexpr (has_bytes_allocated<Map>::value) {
+    out.alloc_bytes_per_entry =
+        static_cast<double>(map->bytes_allocated()) / static_cast<double>(c.size);
+  }
+  if (map->size() != c.size) {
+    out.check = "prefill size " + std::to_string(map->size());
+  }
+
+  std::vector<std::unique_ptr<thread_state>> states;
+  for (unsigned t = 0; t < c.threads; ++t) states.push_back(std::make_unique<thread_state>());
+  std::atomic<bool> stop{false};
+  start_line line(c.threads + 1);
+  std::vector<std::thread> threads;
+  for (unsigned t = 0; t < c.threads; ++t) {
+    threads.emplace_back(worker<Map, Keys>, std::ref(*map), std::cref(keys), std::cref(c), t,
+                         std::cref(stop), std::ref(line), std::ref(*states[t]), opt.pin);
+  }
+  line.arrive_and_wait();
+  std::this_thread::sleep_for(std::chrono::duration<double>(opt.seconds));
+  stop.store(true, std::memory_order_relaxed);  // relaxed: see the worker loop
+  for (auto& th : threads) th.join();
+
+  latency_histogram all, loads;
+  std::uint64_t misses = 0;
+  auto first = states[0]->start;
+  auto last = states[0]->end;
+  for (const auto& st : states) {
+    out.ops += st->ops;
+    misses += st->misses;
+    first = std::min(first, st->start);
+    last = std::max(last, st->end);
+    for (const auto& h : st->hist) all.merge(h);
+    loads.merge(st->hist[op_load]);
+  }
+  out.seconds = std::chrono::duration<double>(last - first).count();
+  out.mops = static_cast<double>(out.ops) / out.seconds / 1e6;
+  const double tpn = cycle_clock::ticks_per_ns();
+  out.samples = all.count();
+  out.p50 = all.quantile(0.50) / tpn;
+  out.p99 = all.quantile(0.99) / tpn;
+  out.p999 = all.quantile(0.999) / tpn;
+  if (loads.count() != 0) {
+    out.load_p50 = loads.quantile(0.50) / tpn;
+    out.load_p99 = loads.quantile(0.99) / tpn;
+    out.load_p999 = loads.quantile(0.999) / tpn;
+  }
+
+  const std::size_t final_size = map->size();
+  if (c.mix->kind == mix_kind::read_write) {
+    if (misses != 0) out.check = std::to_string(misses) + " loads of present keys missed";
+    if (final_size != c.size) out.check = "size changed to " + std::to_string(final_size);
+  } else if (c.mix->kind == mix_kind::churn) {
+    const std::uint64_t lo = c.size > c.threads ? c.size - c.threads : 0;
+    if (final_size < lo || final_size > c.size + c.threads)
+      out.check = "churn size drifted to " + std::to_string(final_size);
+  } else if (c.mix->kind == mix_kind::load_or_store) {
+    if (final_size < c.size)
+      out.check = "load_or_store lost keys: size " + std::to_string(final_size);
+  }
+  map.reset();
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------
+// Correctness smoke test, before anything is timed
+
+template <class Map, class Keys>
+std::string smoke_sequential(const Keys& keys, std::uint64_t key_space) {
+  Map map;
+  std::unordered_map<std::uint64_t, value_t> model;  // by key number
+  wyrand rng(42);
+  for (int step = 0; step < 200000; ++step) {
+    const std::uint64_t r = rng.next();
+    const std::uint64_t i = r % key_space;
+    const value_t v = r >> 8;
+    value_t got = 0;
+    switch ((r >> 40) % 4) {
+      case 0: {
+        const bool found = map.load(keys(i), got);
+        const auto it = model.find(i);
+        if (found != (it != model.end()) || (found && got != it->second))
+          return "load disagrees with the model at step " + std::to_string(step);
+        break;
+      }
+      case 1:
+        map.store(keys(i), v);
+        model[i] = v;
+        break;
+      case 2: {
+        const auto res = map.load_or_store(keys(i), v);
+        const auto ins = model.try_emplace(i, v);
+        if (res.second != !ins.second || res.first != ins.first->second)
+          return "load_or_store disagrees with the model at step " + std::to_string(step);
+        break;
+      }
+      default: {
+        const bool erased = map.erase(keys(i));
+        if (erased != (model.erase(i) != 0))
+          return "erase disagrees with the model at step " + std::to_string(step);
+      }
+    }
+  }
+  if (map.size() != model.size()) return "size disagrees with the model";
+  return "";
+}
+
+template <class Map>
+std::string smoke_concurrent() {
+  Map map;
+  constexpr unsigned threads = 4;
+  constexpr std::uint64_t per = 20000;
+  std::vector<std::string> errors(threads);
+  std::vector<std::thread> ts;
+  for (unsigned t = 0; t < threads; ++t) {
+    ts.emplace_back([&, t] {
+      auto& err = errors[t];
+      for (std::uint64_t j = 0; j < per; ++j) {
+        const std::uint64_t i = j * threads + t;
+        const auto r = map.load_or_store(key_u64(i), i);
+        if (r.second || r.first != i) err = "load_or_store of a fresh key did not insert";
+      }
+      for (std::uint64_t j = 0; j < per; ++j) {
+        const std::uint64_t i = j * threads + t;
+        value_t v = 0;
+        if (!map.load(key_u64(i), v) || v != i) err = "a stored key was not found";
+        const auto r = map.load_or_store(key_u64(i), i + 1);
+        if (!r.second || r.first != i) err = "load_or_store of a present key did not load";
+      }
+      for (std::uint64_t j = 0; j < per; j += 2) {
+        const std::uint64_t i = j * threads + t;
+        if (!map.erase(key_u64(i))) err = "erase of a present key returned false";
+        if (map.erase(key_u64(i))) err = "erase of an erased key returned true";
+      }
+    });
+  }
+  for (auto& th : ts) th.join();
+  for (const auto& e : errors)
+    if (!e.empty()) return e;
+  if (map.size() != threads * per / 2) return "size after the concurrent phase is wrong";
+  for (std::uint64_t i = 0; i < threads * per; ++i) {
+    value_t v = 0;
+    const bool found = map.load(key_u64(i), v);
+    const bool want = ((i / threads) % 2) == 1;
+    if (found != want || (found && v != i)) return "the concurrent phase left a wrong key set";
+  }
+  return "";
+}
+
+// ------------------------------------------------------------------------------------------
+// The registry of maps
+
+struct map_entry {
+  std::string name;
+  bool thread_safe;
+  std::function<std::string()> smoke;     // "" when correct
+  std::function<std::string()> describe;  // extra words for meta.json
+  std::function<row(const cell&, const run_options&)> run;
+};
+
+template <template <class, class> class Adapter>
+map_entry make_entry() {
+  using map64 = Adapter<std::uint64_t, value_t>;
+  using mapstr = Adapter<std::string, value_t>;
+  map_entry e;
+  e.name = map64::name;
+  e.thread_safe = map64::thread_safe;
+  e.smoke = [] {
+    std::string err = smoke_sequential<map64>(u64_keys{}, 4096);
+    if (!err.empty()) return "uint64 keys: " + err;
+    const auto& table = string_table(4096);
+    err = smoke_sequential<mapstr>(string_keys{&table}, 4096);
+    if (!err.empty()) return "string keys: " + err;
+    if (map64::thread_safe) {
+      err = smoke_concurrent<map64>();
+      if (!err.empty()) return "concurrent: " + err;
+    }
+    return std::string();
+  };
+  e.describe = [] {
+    if constexpr (has_describe<map64>::value) {
+      map64 m;
+      return m.describe();
+    } else {
+      return std::string();
+    }
+  };
+  e.run = [](const cell& c, const run_options& opt) {
+    if (c.mix->string_keys) {
+      const auto& table = string_table(c.size);
+      return run_one<mapstr>(mapstr::name, c, string_keys{&table}, opt);
+    }
+    return run_one<map64>(map64::name, c, u64_keys{}, opt);
+  };
+  return e;
+}
+
+std::vector<map_entry> all_maps() {
+  std::vector<map_entry> v;
+#if NUMAMAP_BENCH_HAVE_NUMAMAP
+  v.push_back(make_entry<numamap_adapter>());
+#endif
+  v.push_back(make_entry<std_shared_mutex_adapter>());
+#if NUMAMAP_BENCH_HAVE_TBB
+  v.push_back(make_entry<tbb_adapter>());
+#endif
+#if NUMAMAP_BENCH_HAVE_LIBCUCKOO
+  v.push_back(make_entry<libcuckoo_adapter>());
+#endif
+#if NUMAMAP_BENCH_HAVE_ABSL
+  v.push_back(make_entry<absl_adapter>());
+#endif
+  return v;
+}
+
+// ------------------------------------------------------------------------------------------
+// Command line
+
+struct config {
+  std::vector<std::string> maps;  // empty: all found
+  std::vector<std::string> mix_names;
+  std::vector<std::uint64_t> sizes;
+  std::vector<unsigned> threads;
+  std::vector<cell> extra;  // cells added by --quick beyond the grid
+  int reps = 3;
+  double seconds = 1.0;
+  std::string out = "bench-results";
+  bool pin = true;
+  std::string mode = "full";
+};
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+std::uint64_t parse_size(const std::string& s) {
+  std::size_t pos = 0;
+  const double v = std::stod(s, &pos);
+  std::string suffix = s.substr(pos);
+  double mult = 1;
+  if (suffix == "K" || suffix == "k") {
+    mult = 1e3;
+  } else if (suffix == "M" || suffix == "m") {
+    mult = 1e6;
+  } else if (!suffix.empty()) {
+    throw std::invalid_argument("bad size '" + s + "' (use e.g. 1000, 100K, 10M)");
+  }
+  const auto n = static_cast<std::uint64_t>(v * mult);
+  if (n == 0 || n > (std::uint64_t{1} << 31))
+    throw std::invalid_argument("size out of range: " + s);
+  return n;
+}
+
+std::string size_label(std::uint64_t n) {
+  if (n % 1000000 == 0) return std::to_string(n / 1000000) + "M";
+  if (n % 1000 == 0) return std::to_string(n / 1000) + "K";
+  return std::to_string(n);
+}
+
+std::vector<unsigned> parse_threads(const std::string& s) {
+  std::vector<unsigned> out;
+  for (const auto& item : split(s)) {
+    const auto dash = item.find('-');
+    if (dash == std::string::npos) {
+      out.push_back(static_cast<unsigned>(std::stoul(item)));
+    } else {
+      const auto lo = static_cast<unsigned>(std::stoul(item.substr(0, dash)));
+      const auto hi = static_cast<unsigned>(std::stoul(item.substr(dash + 1)));
+      for (unsigned t = lo; t <= hi; ++t) out.push_back(t);
+    }
+  }
+  for (unsigned t : out)
+    if (t == 0) throw std::invalid_argument("thread count 0 in '" + s + "'");
+  return out;
+}
+
+std::vector<unsigned> default_threads() {
+  const unsigned n = usable_cpus();
+  std::vector<unsigned> out;
+  for (unsigned t = 1; t < n; t *= 2) out.push_back(t);
+  out.push_back(n);
+  return out;
+}
+
+void usage() {
+  std::printf(
+      "numamap_compare: numamap against its peers, same workloads, one run, interleaved.\n"
+      "usage: numamap_compare [options]\n"
+      "  --quick            sizes 1K,100K, all mixes, threads 1..N, 3 reps of 0.2 s, plus\n"
+      "                     read100 at 10M keys on 1 thread (< 5 min on 2 cores)\n"
+      "  --smoke            a token run for CI: 1K keys, threads 1,2, 1 rep of 0.02 s\n"
+      "  --maps LIST        maps to run (default: all found), e.g. numamap,tbb_chm\n"
+      "  --mixes LIST       mixes to run (default: all)\n"
+      "  --sizes LIST       e.g. 1K,100K,10M (default 1K,100K,10M)\n"
+      "  --threads LIST     e.g. 1,2,4 or 1-16 (default powers of two up to the cpus, and\n"
+      "                     the cpu count)\n"
+      "  --reps N           repetitions of each cell, maps interleaved (default 3)\n"
+      "  --seconds S        timed seconds per run (default 1.0)\n"
+      "  --out DIR          where results.csv and meta.json go (default bench-results)\n"
+      "  --no-pin           do not pin worker threads to cpus\n"
+      "  --list             print the maps found and the mixes, then exit\n");
+}
+
+config parse(int argc, char** argv) {
+  config cfg;
+  cfg.sizes = {1000, 100000, 10000000};
+  cfg.threads = default_threads();
+  for (const auto& m : mixes) cfg.mix_names.push_back(m.name);
+  std::vector<std::string> args(argv + 1, argv + argc);
+  // Modes first, so explicit options given with them override their defaults.
+  for (const auto& a : args) {
+    if (a == "--quick") {
+      cfg.mode = "quick";
+      cfg.sizes = {1000, 100000};
+      cfg.reps = 3;
+      cfg.seconds = 0.2;
+      cfg.threads.clear();
+      for (unsigned t = 1; t <= usable_cpus(); ++t) cfg.threads.push_back(t);
+      cfg.extra.push_back({find_mix("read100"), 10000000, 1});
+    } else if (a == "--smoke") {
+      cfg.mode = "smoke";
+      cfg.sizes = {1000};
+      cfg.threads = {1, 2};
+      cfg.reps = 1;
+      cfg.seconds = 0.02;
+      cfg.out = "bench-smoke";
+    }
+  }
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string a = args[i];
+    std::string val;
+    const auto eq = a.find('=');
+    const bool has_eq = a.rfind("--", 0) == 0 && eq != std::string::npos;
+    if (has_eq) {
+      val = a.substr(eq + 1);
+      a = a.substr(0, eq);
+    }
+    auto value = [&]() -> std::string {
+      if (has_eq) return val;
+      if (i + 1 >= args.size()) throw std::invalid_argument(a + " needs a value");
+      return args[++i];
+    };
+    if (a == "--quick" || a == "--smoke") {
+    } else if (a == "--maps") {
+      cfg.maps = split(value());
+    } else if (a == "--mixes") {
+      cfg.mix_names = split(value());
+      for (const auto& m : cfg.mix_names)
+        if (!find_mix(m)) throw std::invalid_argument("unknown mix '" + m + "' (see --list)");
+    } else if (a == "--sizes") {
+      cfg.sizes.clear();
+      for (const auto& s : split(value())) cfg.sizes.push_back(parse_size(s));
+    } else if (a == "--threads") {
+      cfg.threads = parse_threads(value());
+    } else if (a == "--reps") {
+      cfg.reps = std::stoi(value());
+    } else if (a == "--seconds") {
+      cfg.seconds = std::stod(value());
+    } else if (a == "--out") {
+      cfg.out = value();
+    } else if (a == "--no-pin") {
+      cfg.pin = false;
+    } else if (a == "--list") {
+      std::printf("maps:\n");
+      for (const auto& m : all_maps())
+        std::printf("  %-18s %s\n", m.name.c_str(), m.thread_safe ? "" : "(1 thread only)");
+      std::printf("not built: %s\n", NUMAMAP_BENCH_SKIPPED);
+      std::printf("mixes:\n");
+      for (const auto& m : mixes) std::printf("  %-12s %s\n", m.name, m.what);
+      std::exit(0);
+    } else if (a == "--help" || a == "-h") {
+      usage();
+      std::exit(0);
+    } else {
+      usage();
+      throw std::invalid_argument("unknown option '" + a + "'");
+    }
+  }
+  if (cfg.reps < 1 || cfg.seconds <= 0)
+    throw std::invalid_argument("--reps and --seconds must be > 0");
+  return cfg;
+}
+
+// ------------------------------------------------------------------------------------------
+// Output
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (static_cast<unsigned char>(ch) < 0x20) {
+      out += ' ';
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+std::string first_line_with(const char* path, const char* prefix) {
+  std::ifstream f(path);
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind(prefix, 0) == 0) {
+      const auto colon = line.find(':');
+      std::string v = colon == std::string::npos ? line : line.substr(colon + 1);
+      v.erase(0, v.find_first_not_of(" \t"));
+      return v;
+    }
+  }
+  return "unknown";
+}
+
+void write_meta(const config& cfg, const std::vector<map_entry>& maps, int argc, char** argv) {
+  std::ofstream f(cfg.out + "/meta.json");
+  std::string cmd;
+  for (int i = 0; i < argc; ++i) cmd += std::string(i ? " " : "") + argv[i];
+  char date[64];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  utsname u{};
+  uname(&u);
+  f << "{\n";
+  f << "  \"date\": \"" << date << "\",\n";
+  f << "  \"command\": \"" << json_escape(cmd) << "\",\n";
+  f << "  \"mode\": \"" << cfg.mode << "\",\n";
+  f << "  \"cpu_model\": \"" << json_escape(first_line_with("/proc/cpuinfo", "model name"))
+    << "\",\n";
+  f << "  \"cpus\": " << usable_cpus() << ",\n";
+  f << "  \"memory\": \"" << json_escape(first_line_with("/proc/meminfo", "MemTotal")) << "\",\n";
+  f << "  \"kernel\": \"" << u.sysname << " " << u.release << " " << u.machine << "\",\n";
+  f << "  \"compiler\": \"" << json_escape(NUMAMAP_BENCH_COMPILER) << "\",\n";
+  f << "  \"build_type\": \"" << json_escape(NUMAMAP_BENCH_BUILD_TYPE) << "\",\n";
+  f << "  \"flags\": \"" << json_escape(NUMAMAP_BENCH_CXX_FLAGS) << "\",\n";
+  f << "  \"seconds_per_run\": " << cfg.seconds << ",\n";
+  f << "  \"reps\": " << cfg.reps << ",\n";
+  f << "  \"pinned\": " << (cfg.pin ? "true" : "false") << ",\n";
+  f << "  \"latency\": \"1 op in 64 timed with "
+    << (NUMAMAP_BENCH_RDTSC ? "rdtsc/rdtscp" : "steady_clock") << ", "
+    << cycle_clock::ticks_per_ns() << " ticks/ns, timer overhead " << cycle_clock::overhead_ticks()
+    << " ticks subtracted\",\n";
+  f << "  \"memory_measure\": \"resident set delta (/proc/self/statm) across the prefill, after "
+       "malloc_trim; alloc_bytes_per_entry from numamap stats() where present\",\n";
+  f << "  \"skipped\": \"" << json_escape(NUMAMAP_BENCH_SKIPPED) << "\",\n";
+  f << "  \"maps\": [";
+  for (std::size_t i = 0; i < maps.size(); ++i) {
+    f << (i ? ", " : "") << "{\"name\": \"" << maps[i].name
+      << "\", \"thread_safe\": " << (maps[i].thread_safe ? "true" : "false") << ", \"describe\": \""
+      << json_escape(maps[i].describe()) << "\"}";
+  }
+  f << "],\n";
+  f << "  \"mixes\": {";
+  for (std::size_t i = 0; i < std::size(mixes); ++i)
+    f << (i ? ", " : "") << "\"" << mixes[i].name << "\": \"" << json_escape(mixes[i].what) << "\"";
+  f << "}\n}\n";
+}
+
+const char* csv_header =
+    "map,mix,size,threads,rep,ops,seconds,mops,p50_ns,p99_ns,p999_ns,load_p50_ns,load_p99_ns,"
+    "load_p999_ns,rss_bytes_per_entry,alloc_bytes_per_entry,prefill_s,samples,check\n";
+
+void write_row(std::FILE* f, const row& r) {
+  std::fprintf(f,
+               "%s,%s,%" PRIu64 ",%u,%d,%" PRIu64
+               ",%.4f,%.3f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.2f,"
+               "%.2f,%.3f,%" PRIu64 ",%s\n",
+               r.map.c_str(), r.mix->name, r.size, r.threads, r.rep, r.ops, r.seconds, r.mops,
+               r.p50, r.p99, r.p999, r.load_p50, r.load_p99, r.load_p999, r.rss_bytes_per_entry,
+               r.alloc_bytes_per_entry, r.prefill_seconds, r.samples, r.check.c_str());
+  std::fflush(f);
+}
+
+int run(int argc, char** argv) {
+  const config cfg = parse(argc, argv);
+  std::vector<map_entry> maps;
+  for (auto& m : all_maps()) {
+    if (cfg.maps.empty() || std::find(cfg.maps.begin(), cfg.maps.end(), m.name) != cfg.maps.end())
+      maps.push_back(std::move(m));
+  }
+  for (const auto& want : cfg.maps) {
+    if (std::none_of(maps.begin(), maps.end(), [&](const map_entry& m) { return m.name == want; }))
+      std::printf("note: map '%s' is not built here (not built: %s)\n", want.c_str(),
+                  NUMAMAP_BENCH_SKIPPED);
+  }
+  if (maps.empty()) throw std::invalid_argument("no map selected");
+  std::printf("not built (missing at configure time): %s\n", NUMAMAP_BENCH_SKIPPED);
+
+  mkdir(cfg.out.c_str(), 0755);
+  write_meta(cfg, maps, argc, argv);
+
+  // 1. Correctness first.
+  for (const auto& m : maps) {
+    const std::string err = m.smoke();
+    if (!err.empty()) {
+      std::fprintf(stderr, "FAIL: %s failed its correctness smoke test: %s\n", m.name.c_str(),
+                   err.c_str());
+      return 1;
+    }
+    std::printf("smoke ok: %s\n", m.name.c_str());
+  }
+
+  // 2. The cells: the grid, then the extras, filtered by the same options.
+  std::vector<cell> cells;
+  for (const auto& mn : cfg.mix_names)
+    for (auto n : cfg.sizes)
+      for (auto t : cfg.threads) cells.push_back({find_mix(mn), n, t});
+  for (const auto& c : cfg.extra) {
+    const bool mix_ok =
+        std::find(cfg.mix_names.begin(), cfg.mix_names.end(), c.mix->name) != cfg.mix_names.end();
+    const bool dup = std::any_of(cells.begin(), cells.end(), [&](const cell& x) {
+      return x.mix == c.mix && x.size == c.size && x.threads == c.threads;
+    });
+    if (mix_ok && !dup) cells.push_back(c);
+  }
+
+  const std::string csv = cfg.out + "/results.csv";
+  std::FILE* f = std::fopen(csv.c_str(), "w");
+  if (!f) throw std::runtime_error("cannot write " + csv);
+  std::fputs(csv_header, f);
+  run_options opt;
+  opt.seconds = cfg.seconds;
+  opt.pin = cfg.pin;
+  int failures = 0;
+  const auto t_start = std::chrono::steady_clock::now();
+  for (std::size_t ci = 0; ci < cells.size(); ++ci) {
+    const cell& c = cells[ci];
+    std::vector<const map_entry*> runnable;
+    for (const auto& m : maps)
+      if (m.thread_safe || c.threads == 1) runnable.push_back(&m);
+    if (runnable.empty()) continue;
+    std::printf("[%zu/%zu] %s size=%s threads=%u\n", ci + 1, cells.size(), c.mix->name,
+                size_label(c.size).c_str(), c.threads);
+    for (int rep = 0; rep < cfg.reps; ++rep) {
+      for (std::size_t k = 0; k < runnable.size(); ++k) {
+        const map_entry& m = *runnable[(k + static_cast<std::size_t>(rep)) % runnable.size()];
+        row r = m.run(c, opt);
+        r.rep = rep;
+        write_row(f, r);
+        std::printf(
+            "  %-18s %9.2f Mops/s  p50 %6.0f ns  p99 %7.0f ns  %6.1f B/entry%s%s\n", r.map.c_str(),
+            r.mops, r.p50, r.p99, r.rss_bytes_per_entry,
+            r.check == "ok" ? "" : "  CHECK FAILED: ", r.check == "ok" ? "" : r.check.c_str());
+        std::fflush(stdout);
+        if (r.check != "ok") ++failures;
+      }
+    }
+  }
+  std::fclose(f);
+  std::printf("wrote %s and %s/meta.json in %.0f s\n", csv.c_str(), cfg.out.c_str(),
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count());
+  if (failures) {
+    std::fprintf(stderr, "FAIL: %d runs failed their checks (see the check column)\n", failures);
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace numamap::bench
+
+int main(int argc, char** argv) {
+  try {
+    return numamap::bench::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "numamap_compare: %s\n", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,388 @@
+#!/usr/bin/python3
+"""bench/plot.py - turn numamap_compare's results into PNG plots and a Markdown table.
+
+usage: /usr/bin/python3 bench/plot.py RESULTS_DIR [--out OUT_DIR]
+
+RESULTS_DIR holds results.csv and meta.json as numamap_compare writes them. OUT_DIR (default:
+RESULTS_DIR) receives
+  throughput_<size>.png   Mops/s by thread count, one panel per workload mix
+  ratio_<size>.png        numamap / peer throughput per mix, at 1 thread and at the most threads
+  latency_<size>.png      p50 / p99 / p99.9 of sampled operations at the most threads
+  bytes_per_entry.png     resident bytes per entry after prefill, per map and size
+  table.md                the same numbers as Markdown tables, and the issue-4 targets
+Each number is the median over the repetitions of a cell. Needs matplotlib (Debian:
+python3-matplotlib); runs headless.
+"""
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import sys
+from collections import defaultdict
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+NUMAMAP = "numamap"
+CEILING = "absl_flat_nolock"
+CONCURRENT_PEERS = ["tbb_chm", "libcuckoo", "std_shared_mutex"]
+MAP_ORDER = [NUMAMAP, "tbb_chm", "libcuckoo", "std_shared_mutex", CEILING]
+COLORS = {
+    NUMAMAP: "#d62728",
+    "tbb_chm": "#1f77b4",
+    "libcuckoo": "#2ca02c",
+    "std_shared_mutex": "#9467bd",
+    CEILING: "#7f7f7f",
+}
+MIX_ORDER = ["read100", "read99", "read95", "mixed50", "los50", "los83", "los95", "churn",
+             "read95_zipf", "read95_str"]
+
+
+def size_label(n):
+    if n % 1000000 == 0:
+        return f"{n // 1000000}M"
+    if n % 1000 == 0:
+        return f"{n // 1000}K"
+    return str(n)
+
+
+def load(results_dir):
+    rows = []
+    with open(os.path.join(results_dir, "results.csv"), newline="") as f:
+        for r in csv.DictReader(f):
+            for k in ("size", "threads", "rep", "ops", "samples"):
+                r[k] = int(r[k])
+            for k in ("seconds", "mops", "p50_ns", "p99_ns", "p999_ns", "load_p50_ns",
+                      "load_p99_ns", "load_p999_ns", "rss_bytes_per_entry",
+                      "alloc_bytes_per_entry", "prefill_s"):
+                r[k] = float(r[k])
+            rows.append(r)
+    meta = {}
+    meta_path = os.path.join(results_dir, "meta.json")
+    if os.path.exists(meta_path):
+        with open(meta_path) as f:
+            meta = json.load(f)
+    return rows, meta
+
+
+def aggregate(rows):
+    """(map, mix, size, threads) -> medians over the repetitions."""
+    groups = defaultdict(list)
+    for r in rows:
+        groups[(r["map"], r["mix"], r["size"], r["threads"])].append(r)
+    out = {}
+    for key, rs in groups.items():
+        agg = {"reps": len(rs), "check": "ok" if all(r["check"] == "ok" for r in rs) else "FAILED"}
+        for k in ("mops", "p50_ns", "p99_ns", "p999_ns", "load_p50_ns", "load_p99_ns",
+                  "load_p999_ns", "rss_bytes_per_entry", "alloc_bytes_per_entry"):
+            agg[k] = statistics.median(r[k] for r in rs)
+        agg["mops_min"] = min(r["mops"] for r in rs)
+        agg["mops_max"] = max(r["mops"] for r in rs)
+        out[key] = agg
+    return out
+
+
+def ordered(items, order):
+    known = [x for x in order if x in items]
+    return known + sorted(x for x in items if x not in order)
+
+
+def plot_throughput(agg, maps, mixes, size, out_dir):
+    cells = [m for m in mixes if any(k[1] == m and k[2] == size for k in agg)]
+    if not cells:
+        return None
+    cols = min(4, len(cells))
+    nrows = (len(cells) + cols - 1) // cols
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.3 * nrows), squeeze=False)
+    for ax, mix in zip(axes.flat, cells):
+        for m in maps:
+            pts = sorted((k[3], v) for k, v in agg.items() if k[0] == m and k[1] == mix and k[2] == size)
+            if not pts:
+                continue
+            xs = [p[0] for p in pts]
+            ys = [p[1]["mops"] for p in pts]
+            lo = [p[1]["mops"] - p[1]["mops_min"] for p in pts]
+            hi = [p[1]["mops_max"] - p[1]["mops"] for p in pts]
+            style = dict(color=COLORS.get(m), label=m, marker="o", capsize=3)
+            if m == CEILING:
+                style.update(marker="*", markersize=11, linestyle="none")
+            ax.errorbar(xs, ys, yerr=[lo, hi], **style)
+        ax.set_title(f"{mix}, {size_label(size)} keys")
+        ax.set_xlabel("threads")
+        ax.set_ylabel("Mops/s (median, min-max)")
+        ax.set_ylim(bottom=0)
+        threads = sorted({k[3] for k in agg if k[2] == size})
+        ax.set_xticks(threads)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(cells):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    path = os.path.join(out_dir, f"throughput_{size_label(size)}.png")
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_ratio(agg, maps, mixes, size, out_dir):
+    if NUMAMAP not in maps:
+        return None
+    threads_here = sorted({k[3] for k in agg if k[2] == size and k[0] == NUMAMAP})
+    if not threads_here:
+        return None
+    panels = sorted({threads_here[0], threads_here[-1]})
+    peers = [m for m in maps if m != NUMAMAP]
+    fig, axes = plt.subplots(1, len(panels), figsize=(7.5 * len(panels), 4), squeeze=False)
+    for ax, t in zip(axes.flat, panels):
+        mix_here = [m for m in mixes if (NUMAMAP, m, size, t) in agg]
+        width = 0.8 / max(1, len(peers))
+        for j, p in enumerate(peers):
+            xs, ys = [], []
+            for i, mix in enumerate(mix_here):
+                if (p, mix, size, t) in agg and agg[(p, mix, size, t)]["mops"] > 0:
+                    xs.append(i + (j - (len(peers) - 1) / 2) * width)
+                    ys.append(agg[(NUMAMAP, mix, size, t)]["mops"] / agg[(p, mix, size, t)]["mops"])
+            if xs:
+                ax.bar(xs, ys, width, color=COLORS.get(p), label=f"numamap / {p}")
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xticks(range(len(mix_here)))
+        ax.set_xticklabels(mix_here, rotation=35, ha="right")
+        ax.set_ylabel("throughput ratio (>1: numamap faster)")
+        ax.set_title(f"numamap / peer, {size_label(size)} keys, {t} thread{'s' if t > 1 else ''}")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = os.path.join(out_dir, f"ratio_{size_label(size)}.png")
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_latency(agg, maps, mixes, size, out_dir):
+    threads_here = sorted({k[3] for k in agg if k[2] == size})
+    if not threads_here:
+        return None
+    t = threads_here[-1]
+    mix_here = [m for m in mixes if any(k[1] == m and k[2] == size and k[3] == t for k in agg)]
+    maps_here = [m for m in maps if any(k[0] == m and k[2] == size and k[3] == t for k in agg)]
+    fig, axes = plt.subplots(1, 3, figsize=(18, 4.2), squeeze=False)
+    width = 0.8 / max(1, len(maps_here))
+    for ax, (col, title) in zip(axes.flat, [("p50_ns", "p50"), ("p99_ns", "p99"), ("p999_ns", "p99.9")]):
+        for j, m in enumerate(maps_here):
+            xs, ys = [], []
+            for i, mix in enumerate(mix_here):
+                v = agg.get((m, mix, size, t))
+                if v:
+                    xs.append(i + (j - (len(maps_here) - 1) / 2) * width)
+                    ys.append(max(v[col], 1.0))
+            ax.bar(xs, ys, width, color=COLORS.get(m), label=m)
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(mix_here)))
+        ax.set_xticklabels(mix_here, rotation=35, ha="right")
+        ax.set_ylabel("ns per operation (sampled 1 in 64)")
+        ax.set_title(f"{title} latency, {size_label(size)} keys, {t} thread{'s' if t > 1 else ''}")
+        ax.grid(axis="y", alpha=0.3)
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    path = os.path.join(out_dir, f"latency_{size_label(size)}.png")
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def bytes_per_entry(agg, maps, sizes):
+    """map -> size -> median resident bytes per entry over the uint64-key cells."""
+    out = defaultdict(dict)
+    for m in maps:
+        for n in sizes:
+            vals = [v["rss_bytes_per_entry"] for k, v in agg.items()
+                    if k[0] == m and k[2] == n and k[1] != "read95_str"]
+            if vals:
+                out[m][n] = statistics.median(vals)
+    return out
+
+
+def plot_bytes(bpe, maps, sizes, out_dir):
+    sizes = [n for n in sizes if n >= 100000] or sizes
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / max(1, len(maps))
+    for j, m in enumerate(maps):
+        xs, ys = [], []
+        for i, n in enumerate(sizes):
+            if n in bpe.get(m, {}):
+                xs.append(i + (j - (len(maps) - 1) / 2) * width)
+                ys.append(bpe[m][n])
+        ax.bar(xs, ys, width, color=COLORS.get(m), label=m)
+    ax.axhline(48, color="black", linestyle="--", linewidth=0.8, label="target: 48 B")
+    ax.set_xticks(range(len(sizes)))
+    ax.set_xticklabels([f"{size_label(n)} keys" for n in sizes])
+    ax.set_ylabel("resident bytes per entry (RSS delta)")
+    ax.set_title("memory after prefill, uint64 -> uint64")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = os.path.join(out_dir, "bytes_per_entry.png")
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def fmt(v, digits=1):
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def best_peer(agg, mix, size, t, key="mops", lowest=False):
+    cands = [(agg[(p, mix, size, t)][key], p) for p in CONCURRENT_PEERS if (p, mix, size, t) in agg]
+    if not cands:
+        return None, None
+    return (min(cands) if lowest else max(cands))
+
+
+def targets(agg, bpe):
+    """The issue-4 targets: (target, cell, numamap, reference, ratio, wanted, met)."""
+    out = []
+
+    def ratio_row(desc, mix, size, t, ref, want):
+        nm = agg.get((NUMAMAP, mix, size, t))
+        if ref == "ceiling":
+            rv = agg.get((CEILING, mix, size, t))
+            ref_val, ref_name = (rv["mops"], CEILING) if rv else (None, None)
+        else:
+            ref_val, ref_name = best_peer(agg, mix, size, t)
+        cell = f"{mix}, {size_label(size)}, {t} thr"
+        if not nm or not ref_val:
+            out.append((desc, cell, "-", "-", "-", f">= {want}x", "not measured"))
+            return
+        r = nm["mops"] / ref_val
+        out.append((desc, cell, f"{nm['mops']:.2f} Mops/s", f"{ref_val:.2f} ({ref_name})", f"{r:.2f}x",
+                    f">= {want}x", "met" if r >= want else "NOT met"))
+
+    ratio_row("read100 vs no-lock absl (ceiling)", "read100", 100000, 1, "ceiling", 0.8)
+    ratio_row("read100 vs no-lock absl (ceiling)", "read100", 10000000, 1, "ceiling", 0.8)
+    for mix in ("read99", "read95", "read95_zipf"):
+        ratio_row(f"{mix} vs best concurrent peer", mix, 100000, 2, "peer", 2.0)
+    ratio_row("los83 vs best concurrent peer", "los83", 100000, 2, "peer", 1.2)
+    for mix in ("mixed50", "churn"):
+        ratio_row(f"{mix} vs best concurrent peer", mix, 100000, 2, "peer", 1.0)
+    b = bpe.get(NUMAMAP, {}).get(10000000)
+    out.append(("bytes per entry after prefill", "10M keys", fmt(b), "-", "-", "<= 48 B (aim 32)",
+                "not measured" if b is None else ("met" if b <= 48 else "NOT met")))
+    nm = agg.get((NUMAMAP, "read95", 100000, 2))
+    ref, ref_name = best_peer(agg, "read95", 100000, 2, key="load_p99_ns", lowest=True)
+    if nm and ref:
+        r = nm["load_p99_ns"] / ref if ref > 0 else float("inf")
+        out.append(("load p99 latency vs best peer", "read95, 100K, 2 thr", f"{nm['load_p99_ns']:.0f} ns",
+                    f"{ref:.0f} ns ({ref_name})", f"{r:.2f}x", "<= 1.0x",
+                    "met" if nm["load_p99_ns"] <= ref else "NOT met"))
+    else:
+        out.append(("load p99 latency vs best peer", "read95, 100K, 2 thr", "-", "-", "-", "<= 1.0x",
+                    "not measured"))
+    return out
+
+
+def markdown(agg, maps, mixes, sizes, bpe, meta):
+    lines = []
+    if meta:
+        lines.append(f"Run {meta.get('date', '?')} ({meta.get('mode', '?')}): `{meta.get('command', '')}` on "
+                     f"{meta.get('cpu_model', '?')}, {meta.get('cpus', '?')} cpus, {meta.get('memory', '?')}; "
+                     f"{meta.get('compiler', '?')} {meta.get('build_type', '')} `{meta.get('flags', '')}`; "
+                     f"{meta.get('seconds_per_run', '?')} s per run, median of {meta.get('reps', '?')} "
+                     f"interleaved repetitions. Not built: {meta.get('skipped', 'none')}.")
+        lines.append("")
+    if NUMAMAP in maps:
+        lines.append("### Targets (issue 4)")
+        lines.append("")
+        lines.append("| target | cell | numamap | reference | ratio | wanted | |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for t in targets(agg, bpe):
+            lines.append("| " + " | ".join(t) + " |")
+        lines.append("")
+    for n in sizes:
+        threads = sorted({k[3] for k in agg if k[2] == n})
+        if not threads:
+            continue
+        lines.append(f"### Throughput, {size_label(n)} keys (Mops/s, median)")
+        lines.append("")
+        head = "| mix | threads | " + " | ".join(maps) + (" | numamap / best peer |" if NUMAMAP in maps else " |")
+        lines.append(head)
+        lines.append("|---|---|" + "---|" * len(maps) + ("---|" if NUMAMAP in maps else ""))
+        for mix in mixes:
+            for t in threads:
+                if not any((m, mix, n, t) in agg for m in maps):
+                    continue
+                cells = []
+                for m in maps:
+                    v = agg.get((m, mix, n, t))
+                    cells.append("-" if not v else fmt(v["mops"], 2) + ("" if v["check"] == "ok" else " (check FAILED)"))
+                row = f"| {mix} | {t} | " + " | ".join(cells) + " |"
+                if NUMAMAP in maps:
+                    nm = agg.get((NUMAMAP, mix, n, t))
+                    ref, ref_name = best_peer(agg, mix, n, t)
+                    row += (f" {nm['mops'] / ref:.2f}x ({ref_name}) |" if nm and ref else " - |")
+                lines.append(row)
+        lines.append("")
+        t = threads[-1]
+        lines.append(f"### Latency, {size_label(n)} keys, {t} threads (ns, sampled 1 op in 64: p50 / p99 / p99.9)")
+        lines.append("")
+        lines.append("| mix | " + " | ".join(maps) + " |")
+        lines.append("|---|" + "---|" * len(maps))
+        for mix in mixes:
+            if not any((m, mix, n, t) in agg for m in maps):
+                continue
+            cells = []
+            for m in maps:
+                v = agg.get((m, mix, n, t))
+                cells.append("-" if not v else f"{v['p50_ns']:.0f} / {v['p99_ns']:.0f} / {v['p999_ns']:.0f}")
+            lines.append(f"| {mix} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines.append("### Resident bytes per entry after prefill (uint64 -> uint64, RSS delta, median over cells)")
+    lines.append("")
+    lines.append("| map | " + " | ".join(f"{size_label(n)} keys" for n in sizes) + " |")
+    lines.append("|---|" + "---|" * len(sizes))
+    for m in maps:
+        lines.append(f"| {m} | " + " | ".join(fmt(bpe.get(m, {}).get(n)) for n in sizes) + " |")
+    lines.append("")
+    lines.append("At 1K keys the RSS delta is dominated by page granularity and by memory the allocator "
+                 "reuses; read bytes per entry from 100K keys up.")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("results", help="directory with results.csv and meta.json")
+    ap.add_argument("--out", help="output directory (default: the results directory)")
+    args = ap.parse_args()
+    out_dir = args.out or args.results
+    os.makedirs(out_dir, exist_ok=True)
+    rows, meta = load(args.results)
+    if not rows:
+        print("plot.py: no rows in results.csv", file=sys.stderr)
+        return 1
+    agg = aggregate(rows)
+    maps = ordered({k[0] for k in agg}, MAP_ORDER)
+    mixes = ordered({k[1] for k in agg}, MIX_ORDER)
+    sizes = sorted({k[2] for k in agg})
+    written = []
+    for n in sizes:
+        written += [plot_throughput(agg, maps, mixes, n, out_dir), plot_ratio(agg, maps, mixes, n, out_dir),
+                    plot_latency(agg, maps, mixes, n, out_dir)]
+    bpe = bytes_per_entry(agg, maps, sizes)
+    written.append(plot_bytes(bpe, maps, sizes, out_dir))
+    table = os.path.join(out_dir, "table.md")
+    with open(table, "w") as f:
+        f.write(markdown(agg, maps, mixes, sizes, bpe, meta))
+    written.append(table)
+    for w in written:
+        if w:
+            print("wrote", w)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
