@@ -1,0 +1,159 @@
+// SPEC "The map": construction ("std::invalid_argument for options that make no sense"),
+// shard_count, stats ("per shard and per node counters"), and shards per topology node.
+#include <cstdint>
+#include <set>
+#include <stdexcept>
+#include <string>
+
+#include "map_kinds.hpp"
+#include "test_catch.hpp"
+
+using numamap_test::checked_memory;
+using numamap_test::stats_entries;
+
+namespace {
+using u64_map = numamap::concurrent_map<std::uint64_t, std::uint64_t>;
+}  // namespace
+
+TEST_CASE("map(options): options that make no sense throw std::invalid_argument",
+          "[conformance][map.options]") {
+  for (std::size_t bad : {std::size_t{4097}, std::size_t{65537}, std::size_t{1} << 40}) {
+    CAPTURE(bad);
+    u64_map::options o;
+    o.shards_per_node = bad;
+    CHECK_THROWS_AS(u64_map(o), std::invalid_argument);
+  }
+  // Sensible values construct a working map.
+  for (std::size_t good : {std::size_t{0}, std::size_t{1}, std::size_t{2}, std::size_t{3},
+                           std::size_t{8}, std::size_t{4096}}) {
+    CAPTURE(good);
+    u64_map::options o;
+    o.shards_per_node = good;
+    u64_map m(o);
+    const std::size_t nodes = numamap::topology::system().node_count();
+    CHECK(m.shard_count() >= nodes);
+    CHECK(m.shard_count() % nodes == 0);
+    if (good != 0) CHECK(m.shard_count() >= good * nodes);
+    if (good != 0 && (good & (good - 1)) == 0) CHECK(m.shard_count() == good * nodes);
+    for (std::uint64_t i = 0; i < 100; ++i) m.store(i, i);
+    CHECK(m.size() == 100);
+    CHECK(stats_entries(m) == 100);
+  }
+}
+
+TEST_CASE("map.shard_count and map.stats: per-shard entries add up to size()",
+          "[conformance][map.stats][map.shard_count]") {
+  u64_map m;
+  CHECK(m.shard_count() >= 1);
+  auto st = m.stats();
+  CHECK(st.shards.size() == m.shard_count());
+  CHECK_FALSE(st.nodes.empty());
+  CHECK(st.topology_source == std::string(numamap::topology::system().source()));
+  CHECK_FALSE(st.memory_resource.empty());
+
+  for (std::uint64_t i = 0; i < 5000; ++i) m.store(i, i);
+  for (std::uint64_t i = 0; i < 5000; i += 5) m.erase(i);
+  for (int r = 0; r < 3; ++r)
+    for (std::uint64_t i = 0; i < 5000; ++i) (void)m.load(i);
+  st = m.stats();
+  REQUIRE(st.shards.size() == m.shard_count());
+  std::size_t entries = 0, node_shards = 0, node_entries = 0;
+  std::set<std::size_t> indices;
+  std::set<numamap::node_id> node_ids;
+  for (const auto& n : st.nodes) {
+    node_shards += n.shards;
+    node_entries += n.entries;
+    node_ids.insert(n.node);
+  }
+  std::uint64_t loads = 0, promotions = 0;
+  for (const auto& s : st.shards) {
+    entries += s.entries;
+    indices.insert(s.index);
+    CHECK(node_ids.count(s.node) == 1);
+    loads += s.loads;
+    promotions += s.promotions;
+    CHECK(s.read_hits <= s.loads);
+  }
+  CHECK(entries == m.size());
+  CHECK(entries == 4000);
+  CHECK(node_entries == 4000);
+  CHECK(node_shards == m.shard_count());
+  CHECK(indices.size() == m.shard_count());
+  CHECK(loads >= 15000);  // the counters count (approximate only while threads run)
+  CHECK(promotions >= 1);
+  CHECK(st.to_table().size() > 0);
+  CHECK(st.to_json().find('{') != std::string::npos);
+  // Keys go to shards by hash: with 4000 keys every shard of a small map holds some.
+  if (m.shard_count() <= 64) {
+    for (const auto& s : st.shards) CHECK(s.entries > 0);
+  }
+  m.clear();
+  CHECK(stats_entries(m) == 0);
+}
+
+TEST_CASE("map.stats: names the memory resource (its name() when it has one)",
+          "[conformance][map.stats]") {
+  using map_t = numamap::concurrent_map<std::uint64_t, std::string, std::hash<std::uint64_t>,
+                                        std::equal_to<std::uint64_t>, checked_memory>;
+  checked_memory mem;
+  map_t::options o;
+  o.memory = mem;
+  {
+    map_t m(o);
+    for (std::uint64_t i = 0; i < 100; ++i) m.store(i, std::string(40, 'x'));
+    auto st = m.stats();
+    CHECK(st.memory_resource == "checked_memory");
+    std::size_t bytes = 0;
+    for (const auto& s : st.shards) bytes += s.bytes_allocated;
+    CHECK(bytes > 0);
+    CHECK(bytes <= mem.ledger().live_bytes.load());
+    CHECK(mem.ledger().live_bytes.load() > 0);
+  }
+  CHECK(mem.ledger().live_bytes.load() == 0);
+  CHECK(mem.ledger().live_blocks() == 0);
+  INFO(mem.ledger().error_text());
+  CHECK(mem.ledger().errors.load() == 0);
+}
+
+#if NUMAMAP_HAVE_HWLOC
+TEST_CASE("map(options{topology::synthetic}): shards on every node of the topology",
+          "[conformance][map.options][topology]") {
+  using map_t = numamap::concurrent_map<std::uint64_t, std::uint64_t, std::hash<std::uint64_t>,
+                                        std::equal_to<std::uint64_t>, numamap::heap_memory>;
+  map_t::options o;
+  o.topo = numamap::topology::synthetic("pack:2 numa:2 core:2 pu:1");
+  REQUIRE(o.topo->node_count() == 4);
+  map_t m(o);
+  for (std::uint64_t i = 0; i < 4000; ++i) m.store(i, i);
+  auto st = m.stats();
+  CHECK(st.topology_source == "synthetic");
+  REQUIRE(st.nodes.size() == 4);
+  std::set<numamap::node_id> ids;
+  std::size_t shards = 0;
+  for (const auto& n : st.nodes) {
+    ids.insert(n.node);
+    CHECK(n.shards >= 1);
+    CHECK(n.entries > 0);  // keys go to shards by hash, so every node gets some
+    shards += n.shards;
+  }
+  CHECK(ids == std::set<numamap::node_id>{0, 1, 2, 3});
+  CHECK(shards == m.shard_count());
+  CHECK(m.shard_count() % 4 == 0);
+  CHECK(stats_entries(m) == 4000);
+  for (std::uint64_t i = 0; i < 4000; ++i) REQUIRE(*m.load(i) == i);
+}
+
+TEST_CASE("map(options{topology::synthetic}) with the default memory resource works",
+          "[conformance][map.options][topology]") {
+  // Nodes 1..3 do not exist on a one-node machine: the default resource must still give
+  // memory (numa_memory's default mode is preferred, which falls back) and say so.
+  u64_map::options o;
+  o.topo = numamap::topology::synthetic("pack:2 numa:2 core:2 pu:1");
+  o.shards_per_node = 2;
+  u64_map m(o);
+  CHECK(m.shard_count() == 8);
+  for (std::uint64_t i = 0; i < 2000; ++i) m.store(i, i * 2);
+  for (std::uint64_t i = 0; i < 2000; ++i) REQUIRE(*m.load(i) == i * 2);
+  CHECK(m.stats().nodes.size() == 4);
+}
+#endif
