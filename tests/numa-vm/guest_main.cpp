@@ -6,12 +6,12 @@
 // "FAIL"), the program ends with "N passed, M failed" and exits 1 when M > 0 or N == 0. An
 // unexpected exception fails the section it escaped from. The harness also fails when the
 // program dies (an OOM kill shows as status 137).
-#include "guest_checks.hpp"
-
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <string>
+
+#include "guest_checks.hpp"
 
 int main(int argc, char** argv) {
   numa_vm::layout want;

@@ -1,14 +1,13 @@
 // tests/numa-vm/guest_topology.cpp — the guest kernel's layout, numamap::topology::system()
 // and current_node(), each against the layout QEMU was given.
-#include "guest_checks.hpp"
-
-#include <numamap/topology.hpp>
-
 #include <algorithm>
+#include <numamap/topology.hpp>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "guest_checks.hpp"
 
 namespace numa_vm {
 

@@ -199,7 +199,11 @@ ensure_kernel() {
     local deb
     deb="$(find "$cache/download" -maxdepth 1 -name "${pkg}_*.deb" -print -quit)"
     [ -n "$deb" ] || die "apt-get download $pkg left no ${pkg}_*.deb in $cache/download"
+    rm -rf "$dir.tmp"
     dpkg -x "$deb" "$dir.tmp" || die "dpkg -x $deb failed"
+    # Only the kernel image is used (no modules: the initramfs needs none); keep the
+    # config for whoever wonders whether CONFIG_NUMA is set.
+    rm -rf "$dir.tmp/lib" "$dir.tmp/usr"
     mv "$dir.tmp" "$dir"
     rm -rf "$cache/download"
     [ -r "$image" ] || die "$deb holds no boot/vmlinuz-$version"
