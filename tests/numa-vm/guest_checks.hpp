@@ -189,6 +189,21 @@ inline long raw_mbind(void* addr, std::size_t len, int mode, const std::vector<u
   return syscall(SYS_mbind, addr, len, mode, mask, sizeof(mask) * 8 + 1, 0);
 }
 
+/// The policy of the mapping at addr (get_mempolicy with MPOL_F_ADDR): the mode without its
+/// flags (MPOL_F_STATIC_NODES ...) and the nodes of its mask; mode -1 when the call failed.
+inline std::pair<int, std::vector<unsigned>> raw_policy_at(const void* addr) {
+  int mode = -1;
+  unsigned long mask[4] = {0, 0, 0, 0};
+  constexpr unsigned long mpol_f_addr = 2;
+  if (syscall(SYS_get_mempolicy, &mode, mask, sizeof(mask) * 8 + 1, addr, mpol_f_addr) != 0)
+    return {-1, {}};
+  std::vector<unsigned> nodes;
+  for (unsigned n = 0; n < sizeof(mask) * 8; ++n)
+    if (mask[n / (8 * sizeof(unsigned long))] & (1UL << (n % (8 * sizeof(unsigned long)))))
+      nodes.push_back(n);
+  return {mode & 0xff, nodes};
+}
+
 /// The node of each page in [addr, addr + len) as move_pages(nodes = NULL) reports it
 /// (negative: -ENOENT for a page not present, -EFAULT, ...).
 inline std::vector<int> raw_page_nodes(const void* addr, std::size_t len) {
@@ -245,6 +260,7 @@ inline std::string read_file(const std::string& path) {
 void check_kernel_layout(const layout& want);
 void check_topology(const layout& want);
 void check_current_node(const layout& want);
+void check_current_node_migration(const layout& want);
 void run_placement_sections(const layout& want);
 
 }  // namespace numa_vm

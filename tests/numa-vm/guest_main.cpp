@@ -29,6 +29,8 @@ int main(int argc, char** argv) {
                        [&] { numa_vm::check_kernel_layout(want); });
   numa_vm::run_section("topology::system()", [&] { numa_vm::check_topology(want); });
   numa_vm::run_section("current_node()", [&] { numa_vm::check_current_node(want); });
+  numa_vm::run_section("current_node() after migrations",
+                       [&] { numa_vm::check_current_node_migration(want); });
   numa_vm::run_placement_sections(want);
 
   return numa_vm::finish();

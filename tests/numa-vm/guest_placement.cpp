@@ -100,6 +100,11 @@ void check_numa_memory_per_node(const layout& want) {
     const page_placement pp = mem.verify_placement(node);
     NUMA_VM_CHECK(pp.verified && pp.on_node > 0 && pp.elsewhere == 0, "verify_placement(", n,
                   "): ", str(pp));
+    // The chunk carries the policy itself (mbind before first touch), not just lucky pages.
+    const auto [mode, mask] = raw_policy_at(blocks.front().first);
+    NUMA_VM_CHECK(mode == mpol_preferred && mask == std::vector<unsigned>{node},
+                  "get_mempolicy(MPOL_F_ADDR) on a block: mode ", mode, " (want ", mpol_preferred,
+                  " MPOL_PREFERRED), nodes {", list(mask), "}");
     // Small blocks are carved from shared chunks, not given a page (an mmap) each.
     std::set<std::uintptr_t> small_pages;
     std::size_t small_blocks = 0;
@@ -233,6 +238,12 @@ void check_interleave(const layout& want) {
   }
   NUMA_VM_CHECK(spread, "32 MiB from interleave: every node holds at least half its fair share ",
                 fair, " of ", status.size(), " pages: ", to_string(h));
+  std::vector<unsigned> all_nodes;
+  for (std::size_t n = 0; n < want.nodes(); ++n) all_nodes.push_back(static_cast<unsigned>(n));
+  const auto [mode, mask] = raw_policy_at(blocks.front());
+  NUMA_VM_CHECK(mode == mpol_interleave && mask == all_nodes,
+                "get_mempolicy(MPOL_F_ADDR) on an interleave block: mode ", mode, " (want ",
+                mpol_interleave, " MPOL_INTERLEAVE), nodes {", list(mask), "}");
   std::printf("  verify_placement(0) under interleave: %s\n", str(mem.verify_placement(0)).c_str());
   for (void* p : blocks) mem.deallocate(p, block, 64, 0);
 }
@@ -275,6 +286,12 @@ void check_bind_exhaustion(const layout& want) {
   const page_placement pp = mem.verify_placement(tiny);
   NUMA_VM_CHECK(pp.verified && pp.on_node > 0 && pp.elsewhere == 0, "bind pages all on node ", tiny,
                 ": ", str(pp));
+  if (!blocks.empty()) {
+    const auto [mode, mask] = raw_policy_at(blocks.front());
+    NUMA_VM_CHECK(mode == mpol_bind && mask == std::vector<unsigned>{tiny},
+                  "get_mempolicy(MPOL_F_ADDR) on a bind block: mode ", mode, " (want ", mpol_bind,
+                  " MPOL_BIND), nodes {", list(mask), "}");
+  }
   // A second attempt also throws, and does not kill us either.
   bool threw_again = false;
   try {

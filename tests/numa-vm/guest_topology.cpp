@@ -126,4 +126,37 @@ void check_current_node(const layout& want) {
   }
 }
 
+// One thread moved from node to node: after a migration current_node() may answer from its
+// per-thread cache for at most current_cpu_refresh_interval - 1 calls (the documented
+// staleness bound); from then on it must name the new node, call after call.
+void check_current_node_migration(const layout& want) {
+  const numamap::topology& topo = numamap::topology::system();
+  const unsigned bound = numamap::detail::current_cpu_refresh_interval;
+  std::string result;
+  std::thread t([&] {
+    try {
+      for (int round = 0; round < 2; ++round) {
+        for (std::size_t n = 0; n < want.nodes(); ++n) {
+          const unsigned cpu = want.node_cpus[n].front();
+          pin_to_cpu(cpu);
+          for (unsigned i = 0; i + 1 < bound; ++i) (void)topo.current_node();
+          for (int i = 0; i < 1000; ++i) {
+            const unsigned got = topo.current_node();
+            if (got != n) {
+              result += cat("moved to cpu ", cpu, " (node ", n, "): call ", bound + i,
+                            " after the move said node ", got, "; ");
+              break;
+            }
+          }
+        }
+      }
+    } catch (const std::exception& e) {
+      result += e.what();
+    }
+  });
+  t.join();
+  NUMA_VM_CHECK(result.empty(), "one thread moved over all nodes twice: current_node() is right ",
+                "from call ", bound, " after each move on (", result, ")");
+}
+
 }  // namespace numa_vm
