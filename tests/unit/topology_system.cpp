@@ -1,0 +1,258 @@
+// topology::system() and the discovery paths (SPEC "Topology"): hwloc / sysfs / fallback agree
+// with /sys, the sysfs backend on a fixture tree, current_node() of pinned threads, and the
+// environment switches documented in docs/topology.md.
+#include <sched.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "numamap/topology.hpp"
+#include "test_catch.hpp"
+
+using numamap::topology;
+using numamap::detail::topology_access;
+
+namespace {
+
+std::string data_path(const std::string& name) {
+  const std::string here = __FILE__;
+  return here.substr(0, here.rfind("/unit/")) + "/data/" + name;
+}
+
+std::vector<unsigned> read_list(const std::string& path) {
+  std::string text;
+  std::vector<unsigned> ids;
+  REQUIRE(numamap::detail::read_text_file(path, text));
+  REQUIRE(numamap::detail::parse_id_list(text, ids));
+  return ids;
+}
+
+std::vector<unsigned> allowed_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  REQUIRE(sched_getaffinity(0, sizeof set, &set) == 0);
+  std::vector<unsigned> cpus;
+  for (unsigned c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  }
+  return cpus;
+}
+
+bool pin_to(unsigned cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return sched_setaffinity(0, sizeof set, &set) == 0;
+}
+
+// RAII: sets an environment variable for the scope of a test.
+struct scoped_env {
+  scoped_env(const char* name, const std::string& value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
+    setenv(name, value.c_str(), 1);
+  }
+  ~scoped_env() {
+    if (had_) {
+      setenv(name_, old_.c_str(), 1);
+    } else {
+      unsetenv(name_);
+    }
+  }
+  const char* name_;
+  std::string old_;
+  bool had_ = false;
+};
+
+}  // namespace
+
+TEST_CASE("parse_id_list reads Linux cpu and node lists", "[topology]") {
+  std::vector<unsigned> ids;
+  CHECK(numamap::detail::parse_id_list("0-3,8,10-11\n", ids));
+  CHECK(ids == std::vector<unsigned>{0, 1, 2, 3, 8, 10, 11});
+  CHECK(numamap::detail::parse_id_list("\n", ids));
+  CHECK(ids.empty());
+  CHECK(numamap::detail::parse_id_list("5", ids));
+  CHECK(ids == std::vector<unsigned>{5});
+  CHECK_FALSE(numamap::detail::parse_id_list("1,,2", ids));
+  CHECK_FALSE(numamap::detail::parse_id_list("3-1", ids));
+  CHECK_FALSE(numamap::detail::parse_id_list("a-b", ids));
+}
+
+TEST_CASE("system() is discovered once and agrees with /sys/devices/system/node", "[topology]") {
+  const topology& t = topology::system();
+  CHECK(&t == &topology::system());
+  REQUIRE(t.node_count() >= 1);
+  REQUIRE(t.cpu_count() >= 1);
+  CHECK(t.package_count() >= 1);
+  const bool env_substituted = std::getenv("HWLOC_SYNTHETIC") || std::getenv("HWLOC_XMLFILE");
+  if (!env_substituted && !numamap::detail::env_flag("NUMAMAP_DISABLE_HWLOC")) {
+    CHECK(t.source() == (NUMAMAP_HAVE_HWLOC ? "hwloc" : "sysfs"));
+  }
+  if (t.source() == "hwloc" || t.source() == "sysfs") {
+    const std::vector<unsigned> online = read_list("/sys/devices/system/node/online");
+    for (const auto& n : t.nodes()) {
+      INFO("node " << n.id);
+      CHECK(std::find(online.begin(), online.end(), n.id) != online.end());
+      const std::vector<unsigned> listed =
+          read_list("/sys/devices/system/node/node" + std::to_string(n.id) + "/cpulist");
+      for (unsigned c : n.cpus) CHECK(std::find(listed.begin(), listed.end(), c) != listed.end());
+      CHECK(n.local_memory_bytes > 0);
+      CHECK(t.distance(n.id, n.id) == 10);
+    }
+    // Every cpu this thread may run on is in the topology.
+    for (unsigned c : allowed_cpus()) CHECK_NOTHROW(t.node_of_cpu(c));
+  }
+}
+
+TEST_CASE("the sysfs and fallback paths can be forced and agree with system()", "[topology]") {
+  const topology sys = topology_access::discover(false, true);
+  CHECK(sys.source() == "sysfs");
+  const topology fb = topology_access::discover(false, false);
+  CHECK(fb.source() == "fallback");
+  REQUIRE(fb.node_count() == 1);
+  CHECK(fb.nodes()[0].id == 0);
+  CHECK(fb.cpu_count() == static_cast<std::size_t>(sysconf(_SC_NPROCESSORS_ONLN)));
+  CHECK(fb.distance(0, 0) == 10);
+  CHECK(fb.current_node() == 0);
+
+  const topology& t = topology::system();
+  if (t.source() == "hwloc") {
+    REQUIRE(sys.node_count() == t.node_count());
+    for (std::size_t i = 0; i < t.node_count(); ++i) {
+      CHECK(sys.nodes()[i].id == t.nodes()[i].id);
+      CHECK(sys.nodes()[i].cpus == t.nodes()[i].cpus);
+      for (std::size_t j = 0; j < t.node_count(); ++j) {
+        CHECK(sys.distance(t.nodes()[i].id, t.nodes()[j].id) ==
+              t.distance(t.nodes()[i].id, t.nodes()[j].id));
+      }
+    }
+  }
+}
+
+TEST_CASE("NUMAMAP_DISABLE_HWLOC / NUMAMAP_DISABLE_SYSFS select the discovery path", "[topology]") {
+  // topology::system() reads these once per process; discover() shows what they select.
+  scoped_env a("NUMAMAP_DISABLE_HWLOC", "1");
+  CHECK(numamap::detail::env_flag("NUMAMAP_DISABLE_HWLOC"));
+  scoped_env b("NUMAMAP_DISABLE_SYSFS", "0");
+  CHECK_FALSE(numamap::detail::env_flag("NUMAMAP_DISABLE_SYSFS"));
+}
+
+#if NUMAMAP_HAVE_HWLOC
+TEST_CASE("HWLOC_SYNTHETIC and HWLOC_XMLFILE are reported by source()", "[topology]") {
+  {
+    scoped_env e("HWLOC_SYNTHETIC", "pack:2 numa:2 core:1 pu:1");
+    const topology t = topology_access::discover(true, true);
+    CHECK(t.source() == "synthetic");
+    CHECK(t.node_count() == 4);
+    CHECK(t.current_node() < 4);
+  }
+  {
+    scoped_env e("HWLOC_XMLFILE", data_path("topo-2pack-4node.xml"));
+    const topology t = topology_access::discover(true, true);
+    CHECK(t.source() == "xml");
+    CHECK(t.node_count() == 4);
+    CHECK(t.distance(0, 3) == 22);
+  }
+}
+#endif
+
+TEST_CASE("sysfs backend on a fixture tree: gaps, memory-less node, packages, distances",
+          "[topology]") {
+  const topology t = topology_access::from_sysfs(data_path("sysfs-3node"));
+  CHECK(t.source() == "sysfs");
+  REQUIRE(t.node_count() == 2);  // node 3 has no memory
+  CHECK(t.nodes()[0].id == 0);
+  CHECK(t.nodes()[1].id == 2);
+  CHECK_FALSE(t.has_node(3));
+  CHECK(t.nodes()[0].cpus == std::vector<unsigned>{0, 1, 4, 5});  // 4,5 from node 3 (15 < 25)
+  CHECK(t.nodes()[1].cpus == std::vector<unsigned>{2, 3});
+  CHECK(t.nodes()[0].local_memory_bytes == (std::uint64_t{1} << 30));
+  CHECK(t.nodes()[1].local_memory_bytes == (std::uint64_t{2} << 30));
+  CHECK(t.package_count() == 2);
+  CHECK(t.nodes()[0].package == 0);
+  CHECK(t.nodes()[1].package == 1);
+  CHECK(t.distance(0, 2) == 20);
+  CHECK(t.distance(2, 0) == 20);
+  CHECK(t.distance(2, 2) == 10);
+  CHECK(t.cpu_count() == 6);
+  CHECK(t.node_of_cpu(5) == 0);
+  CHECK_THROWS_AS(t.node_of_cpu(6), std::out_of_range);
+}
+
+TEST_CASE("sysfs backend on a missing tree throws naming the path", "[topology]") {
+  const std::string root = data_path("no-such-sysfs");
+  try {
+    (void)topology_access::from_sysfs(root);
+    FAIL("no exception");
+  } catch (const std::runtime_error& e) {
+    CHECK(std::string(e.what()).find(root) != std::string::npos);
+  }
+}
+
+TEST_CASE("inconsistent raw topologies are rejected", "[topology]") {
+  numamap::detail::raw_topology raw;
+  raw.nodes.push_back({0, 0, 1});
+  raw.cpus.emplace_back(0, 5);  // node 5 does not exist
+  CHECK_THROWS_AS(topology_access::from_raw(raw), std::invalid_argument);
+  raw.cpus.clear();
+  raw.nodes.push_back({0, 0, 1});  // twice
+  CHECK_THROWS_AS(topology_access::from_raw(raw), std::invalid_argument);
+  raw.nodes.clear();
+  CHECK_THROWS_AS(topology_access::from_raw(raw), std::invalid_argument);
+}
+
+TEST_CASE("current_node() is the node of the cpu a pinned thread runs on", "[topology]") {
+  const topology& t = topology::system();
+  const std::vector<unsigned> cpus = allowed_cpus();
+  REQUIRE(!cpus.empty());
+  for (unsigned cpu : cpus) {
+    if (cpu >= t.cpu_count() && t.source() == "fallback") continue;  // fallback: 0..n-1 only
+    INFO("cpu " << cpu);
+    bool pinned = false;
+    unsigned seen_cpu = ~0U;
+    numamap::node_id seen_node = ~0U;
+    std::thread th([&] {
+      pinned = pin_to(cpu);
+      numamap::detail::refresh_current_cpu();
+      seen_cpu = numamap::detail::read_current_cpu();
+      // Every answer within and beyond one refresh interval is the pinned cpu's node.
+      seen_node = t.current_node();
+      for (unsigned i = 0; i < 2 * numamap::detail::current_cpu_refresh_interval; ++i) {
+        if (t.current_node() != seen_node) seen_node = ~0U;
+      }
+    });
+    th.join();
+    REQUIRE(pinned);
+    CHECK(seen_cpu == cpu);
+    CHECK(seen_node == t.node_of_cpu(cpu));
+  }
+}
+
+TEST_CASE("the cached cpu is stale for at most the refresh interval", "[topology]") {
+  const std::vector<unsigned> cpus = allowed_cpus();
+  const unsigned first = cpus.front(), last = cpus.back();
+  unsigned calls_until_fresh = ~0U;
+  bool pinned = false;
+  std::thread th([&] {
+    pinned = pin_to(first);
+    numamap::detail::refresh_current_cpu();
+    (void)numamap::detail::cached_current_cpu();  // caches `first`
+    pinned = pinned && pin_to(last);
+    for (unsigned i = 1; i <= numamap::detail::current_cpu_refresh_interval + 1; ++i) {
+      if (numamap::detail::cached_current_cpu() == last) {
+        calls_until_fresh = i;
+        break;
+      }
+    }
+  });
+  th.join();
+  REQUIRE(pinned);
+  CHECK(calls_until_fresh <= numamap::detail::current_cpu_refresh_interval);
+}
