@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -102,25 +103,79 @@ inline int finish() {
 // ------------------------------------------------------------------------------------------
 // The layout QEMU was given, from the command line (numa-vm.sh scenario_guest_args).
 
+/// A package index for "no package" (numamap::no_package has the same value).
+constexpr unsigned none = ~0U;
+
+/// A node as numamap must report it (see layout::numamap_nodes()).
+struct view_node {
+  unsigned id = 0;
+  std::vector<unsigned> cpus;
+  unsigned package = none;
+  std::uint64_t mem_mib = 0;
+};
+
 struct layout {
   std::string scenario;
   unsigned packages = 0;
-  std::vector<std::vector<unsigned>> node_cpus;  // per node, OS cpu numbers
-  std::vector<unsigned> node_package;            // per node, package logical index
-  std::vector<std::uint64_t> node_mem_mib;       // per node, configured size
+  std::vector<std::vector<unsigned>> node_cpus;  // per node, OS cpu numbers (may be empty)
+  std::vector<unsigned> node_package;            // per node, package logical index or none
+  std::vector<std::uint64_t> node_mem_mib;       // per node, configured size (0: memory-less)
   std::vector<unsigned> distances;               // row-major nodes x nodes
   int tiny_node = -1;
   std::size_t entries = 1000000;
 
+  /// The kernel's nodes: 0 .. nodes() - 1, with or without memory and cpus.
   std::size_t nodes() const { return node_cpus.size(); }
   unsigned distance(std::size_t a, std::size_t b) const { return distances.at(a * nodes() + b); }
+
+  /// numamap's contract (topology.hpp): only nodes with memory count, and each cpu belongs to
+  /// its nearest node with memory (the kernel's cpu_to_node / numa_mem_id); a memory-less
+  /// node's cpus go to the node with memory at the smallest distance (scenarios avoid ties).
+  std::vector<view_node> numamap_nodes() const {
+    std::vector<view_node> out;
+    for (std::size_t n = 0; n < nodes(); ++n) {
+      if (node_mem_mib[n] == 0) continue;
+      view_node v;
+      v.id = static_cast<unsigned>(n);
+      v.cpus = node_cpus[n];
+      v.package = node_cpus[n].empty() ? none : node_package[n];
+      v.mem_mib = node_mem_mib[n];
+      out.push_back(v);
+    }
+    for (std::size_t n = 0; n < nodes(); ++n) {
+      if (node_mem_mib[n] != 0 || node_cpus[n].empty() || out.empty()) continue;
+      view_node* best = &out.front();
+      for (view_node& v : out)
+        if (distance(n, v.id) < distance(n, best->id)) best = &v;
+      best->cpus.insert(best->cpus.end(), node_cpus[n].begin(), node_cpus[n].end());
+      if (best->package == none) best->package = node_package[n];
+    }
+    for (view_node& v : out) std::sort(v.cpus.begin(), v.cpus.end());
+    return out;
+  }
+  /// The numamap node of an OS cpu.
+  unsigned numamap_node_of_cpu(unsigned cpu) const {
+    for (const view_node& v : numamap_nodes())
+      if (std::find(v.cpus.begin(), v.cpus.end(), cpu) != v.cpus.end()) return v.id;
+    throw std::out_of_range(cat("cpu ", cpu, " is in no node of the layout"));
+  }
+  std::vector<unsigned> memory_node_ids() const {
+    std::vector<unsigned> ids;
+    for (const view_node& v : numamap_nodes()) ids.push_back(v.id);
+    return ids;
+  }
 };
 
+/// Splits at sep, keeping empty fields (also a trailing one: "0/1/" is three fields).
 inline std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;
-  std::string cur;
-  std::istringstream is(s);
-  while (std::getline(is, cur, sep)) out.push_back(cur);
+  std::string::size_type start = 0;
+  for (;;) {
+    const auto at = s.find(sep, start);
+    out.push_back(s.substr(start, at == std::string::npos ? std::string::npos : at - start));
+    if (at == std::string::npos) break;
+    start = at + 1;
+  }
   return out;
 }
 
@@ -157,7 +212,7 @@ inline layout parse_layout(int argc, char** argv) {
   for (const std::string& c : split(need("node-cpus"), '/'))
     l.node_cpus.push_back(parse_cpu_list(c));
   for (const std::string& p : split(need("node-packages"), ','))
-    l.node_package.push_back(static_cast<unsigned>(std::stoul(p)));
+    l.node_package.push_back(p == "-" ? none : static_cast<unsigned>(std::stoul(p)));
   for (const std::string& m : split(need("node-mem-mib"), ','))
     l.node_mem_mib.push_back(std::stoull(m));
   for (const std::string& d : split(need("distances"), ','))

@@ -6,7 +6,7 @@
 #   numa-vm.sh --fetch-kernel [--cache DIR]     # only make sure the guest kernel is there
 #   numa-vm.sh --list                           # the scenarios and their QEMU layout
 #
-# SCENARIO is one of two-nodes, two-packages, tiny-node, or "all".
+# SCENARIO is one of two-nodes, two-packages, tiny-node, odd-nodes, or "all".
 # Environment: NUMAMAP_VM_KERNEL (a bzImage to use instead of Debian's cloud kernel),
 # NUMAMAP_VM_BUSYBOX (a static busybox), NUMAMAP_VM_QEMU (qemu-system-x86_64),
 # NUMAMAP_VM_TIMEOUT (seconds per guest), NUMAMAP_VM_ENTRIES (map size in the guest).
@@ -34,7 +34,7 @@ die() {
 }
 note() { echo "numa-vm: $*"; }
 
-all_scenarios=(two-nodes two-packages tiny-node)
+all_scenarios=(two-nodes two-packages tiny-node odd-nodes)
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -57,9 +57,9 @@ done
 # same data, the layout the guest program must find. Distances not listed are 10 on the
 # diagonal; every off-diagonal pair is listed (QEMU then fills in the symmetric entry).
 #   smp        -smp argument
-#   node_mem   size in MiB of each node, in node order
-#   node_cpus  cpus of each node ("0-1" or "2"), in node order
-#   node_pkg   package (hwloc logical index) of each node, in node order
+#   node_mem   size in MiB of each node, in node order (0: a memory-less node)
+#   node_cpus  cpus of each node ("0-1", "2", or "" for a CPU-less node), in node order
+#   node_pkg   package (hwloc logical index) of each node, in node order ("-": none)
 #   packages   packages (sockets) hwloc must report
 #   dist       "src:dst:val" for src < dst
 #   tiny       the small node the bind/preferred exhaustion tests use, or -1
@@ -94,6 +94,16 @@ scenario_define() {
       dist=(0:1:21 0:2:21 0:3:21 1:2:21 1:3:21 2:3:21)
       tiny=1
       ;;
+    odd-nodes)
+      # A memory-less node 1 whose cpu 2 belongs (for numamap) to node 2 at distance 11, and a
+      # CPU-less node 3 (far memory, in no package): numamap counts nodes 0, 2, 3.
+      smp="4,sockets=2,cores=2,threads=1"
+      node_mem=(512 0 384 256)
+      node_cpus=(0-1 2 3 "")
+      node_pkg=(0 1 1 -)
+      packages=2
+      dist=(0:1:21 0:2:21 0:3:31 1:2:11 1:3:31 2:3:31)
+      ;;
     *) die "unknown scenario '$1' (known: ${all_scenarios[*]})" ;;
   esac
 }
@@ -104,8 +114,13 @@ scenario_qemu_args() {
   qemu_numa=(-smp "$smp")
   for i in "${!node_mem[@]}"; do
     total=$((total + node_mem[i]))
-    qemu_numa+=(-object "memory-backend-ram,id=m$i,size=${node_mem[i]}M")
-    qemu_numa+=(-numa "node,nodeid=$i,cpus=${node_cpus[i]},memdev=m$i")
+    local node="node,nodeid=$i"
+    [ -z "${node_cpus[i]}" ] || node+=",cpus=${node_cpus[i]}"
+    if [ "${node_mem[i]}" -gt 0 ]; then
+      qemu_numa+=(-object "memory-backend-ram,id=m$i,size=${node_mem[i]}M")
+      node+=",memdev=m$i"
+    fi
+    qemu_numa+=(-numa "$node")
   done
   local d s t v
   for d in "${dist[@]}"; do
