@@ -132,6 +132,7 @@ struct row {
   double rss_bytes_per_entry = 0;
   double alloc_bytes_per_entry = -1;  // from the map's own accounting, where it has one
   double prefill_seconds = 0;
+  double cpu_share = 0;  // CPU time the workers got / their wall time (< 1: others ran too)
   std::uint64_t samples = 0;
   std::string check = "ok";
 };
@@ -185,6 +186,17 @@ template <class M>
 struct has_describe<M, std::void_t<decltype(std::declval<const M&>().describe())>>
     : std::true_type {};
 
+template <class M, class = void>
+struct has_release_memory : std::false_type {};
+template <class M>
+struct has_release_memory<M, std::void_t<decltype(M::release_memory())>> : std::true_type {};
+
+// Asks the map's own allocator (tbbmalloc for TBB) to give cached memory back to the kernel.
+template <class Map>
+void release_map_memory() {
+  if constexpr (has_release_memory<Map>::value) Map::release_memory();
+}
+
 // ------------------------------------------------------------------------------------------
 // One run of one map in one cell
 
@@ -195,6 +207,7 @@ struct alignas(128) thread_state {
   std::uint64_t ops = 0;
   std::uint64_t misses = 0;  // loads of keys that must be present but were not found
   std::uint64_t sink = 0;
+  double cpu_seconds = 0;  // CPU time this thread got while timed
   std::chrono::steady_clock::time_point start, end;
 };
 
@@ -273,6 +286,7 @@ void worker(Map& map, const Keys& keys, const cell& c, unsigned t, const std::at
   };
 
   line.arrive_and_wait();
+  const double cpu0 = thread_cpu_seconds();
   st.start = std::chrono::steady_clock::now();
   std::uint64_t ops = 0;
   // relaxed: the flag only ends the loop; the results are read after join().
@@ -286,99 +300,129 @@ void worker(Map& map, const Keys& keys, const cell& c, unsigned t, const std::at
     ops += 64;
   }
   st.end = std::chrono::steady_clock::now();
+  st.cpu_seconds = thread_cpu_seconds() - cpu0;
   st.ops = ops;
   keep(st.sink);
 }
 
-template <class Map, class Keys>
-row run_one(const std::string& name, const cell& c, const Keys& keys, const run_options& opt) {
-  row out;
-  out.map = name;
-  out.mix = c.mix;
-  out.size = c.size;
-  out.threads = c.threads;
+// A map built and prefilled for one cell, ready for timed runs. Read mixes leave the key set
+// as it was, so the driver prefills each map once per cell and times it `reps` times (all
+// maps alive at once, runs interleaved); the other mixes change the key set and get a fresh
+// prepared map for every run.
+class prepared {
+ public:
+  virtual ~prepared() = default;
+  virtual row run(const run_options& opt) = 0;
+};
 
-  trim_heap();
-  const std::size_t rss0 = resident_bytes();
-  auto map = std::make_unique<Map>();
-  const auto p0 = std::chrono::steady_clock::now();
-  {
+template <class Map, class Keys>
+class prepared_map final : public prepared {
+ public:
+  prepared_map(std::string name, const cell& c, Keys keys, const run_options& opt)
+      : c_(c), keys_(std::move(keys)) {
+    base_.map = std::move(name);
+    base_.mix = c.mix;
+    base_.size = c.size;
+    base_.threads = c.threads;
+
+    trim_heap();
+    release_map_memory<Map>();
+    const std::size_t rss0 = resident_bytes();
+    map_ = std::make_unique<Map>();
+    // Fill from as many threads as there are cpus (one for a map that is not thread-safe):
+    // thread p stores the key numbers = p mod fillers.
+    const unsigned fillers = Map::thread_safe ? std::max(c.threads, usable_cpus()) : 1;
+    const auto p0 = std::chrono::steady_clock::now();
     std::vector<std::thread> fill;
-    for (unsigned t = 0; t < c.threads; ++t) {
-      fill.emplace_back([&, t] {
-        if (opt.pin) pin_to_cpu(t);
-        for (std::uint64_t i = t; i < c.size; i += c.threads) map->store(keys(i), i);
+    for (unsigned p = 0; p < fillers; ++p) {
+      fill.emplace_back([this, p, fillers, &opt] {
+        if (opt.pin) pin_to_cpu(p);
+        for (std::uint64_t i = p; i < c_.size; i += fillers) map_->store(keys_(i), i);
       });
     }
     for (auto& th : fill) th.join();
-  }
-  out.prefill_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - p0).count();
-  const std::size_t rss1 = resident_bytes();
-  out.rss_bytes_per_entry =
-      rss1 > rss0 ? static_cast<double>(rss1 - rss0) / static_cast<double>(c.size) : 0.0;
-  if constexpr (has_bytes_allocated<Map>::value) {
-    out.alloc_bytes_per_entry =
-        static_cast<double>(map->bytes_allocated()) / static_cast<double>(c.size);
-  }
-  if (map->size() != c.size) {
-    out.check = "prefill size " + std::to_string(map->size());
-  }
-
-  std::vector<std::unique_ptr<thread_state>> states;
-  for (unsigned t = 0; t < c.threads; ++t) states.push_back(std::make_unique<thread_state>());
-  std::atomic<bool> stop{false};
-  start_line line(c.threads + 1);
-  std::vector<std::thread> threads;
-  for (unsigned t = 0; t < c.threads; ++t) {
-    threads.emplace_back(worker<Map, Keys>, std::ref(*map), std::cref(keys), std::cref(c), t,
-                         std::cref(stop), std::ref(line), std::ref(*states[t]), opt.pin);
-  }
-  line.arrive_and_wait();
-  std::this_thread::sleep_for(std::chrono::duration<double>(opt.seconds));
-  stop.store(true, std::memory_order_relaxed);  // relaxed: see the worker loop
-  for (auto& th : threads) th.join();
-
-  latency_histogram all, loads;
-  std::uint64_t misses = 0;
-  auto first = states[0]->start;
-  auto last = states[0]->end;
-  for (const auto& st : states) {
-    out.ops += st->ops;
-    misses += st->misses;
-    first = std::min(first, st->start);
-    last = std::max(last, st->end);
-    for (const auto& h : st->hist) all.merge(h);
-    loads.merge(st->hist[op_load]);
-  }
-  out.seconds = std::chrono::duration<double>(last - first).count();
-  out.mops = static_cast<double>(out.ops) / out.seconds / 1e6;
-  const double tpn = cycle_clock::ticks_per_ns();
-  out.samples = all.count();
-  out.p50 = all.quantile(0.50) / tpn;
-  out.p99 = all.quantile(0.99) / tpn;
-  out.p999 = all.quantile(0.999) / tpn;
-  if (loads.count() != 0) {
-    out.load_p50 = loads.quantile(0.50) / tpn;
-    out.load_p99 = loads.quantile(0.99) / tpn;
-    out.load_p999 = loads.quantile(0.999) / tpn;
+    base_.prefill_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - p0).count();
+    // Give back what the allocator holds but the map does not (arrays left behind by growth),
+    // so the delta is what the map keeps.
+    trim_heap();
+    release_map_memory<Map>();
+    const std::size_t rss1 = resident_bytes();
+    base_.rss_bytes_per_entry =
+        rss1 > rss0 ? static_cast<double>(rss1 - rss0) / static_cast<double>(c.size) : 0.0;
+    if constexpr (has_bytes_allocated<Map>::value) {
+      base_.alloc_bytes_per_entry =
+          static_cast<double>(map_->bytes_allocated()) / static_cast<double>(c.size);
+    }
+    if (map_->size() != c.size) base_.check = "prefill size " + std::to_string(map_->size());
   }
 
-  const std::size_t final_size = map->size();
-  if (c.mix->kind == mix_kind::read_write) {
-    if (misses != 0) out.check = std::to_string(misses) + " loads of present keys missed";
-    if (final_size != c.size) out.check = "size changed to " + std::to_string(final_size);
-  } else if (c.mix->kind == mix_kind::churn) {
-    const std::uint64_t lo = c.size > c.threads ? c.size - c.threads : 0;
-    if (final_size < lo || final_size > c.size + c.threads)
-      out.check = "churn size drifted to " + std::to_string(final_size);
-  } else if (c.mix->kind == mix_kind::load_or_store) {
-    if (final_size < c.size)
-      out.check = "load_or_store lost keys: size " + std::to_string(final_size);
+  row run(const run_options& opt) override {
+    row out = base_;
+    std::vector<std::unique_ptr<thread_state>> states;
+    for (unsigned t = 0; t < c_.threads; ++t) states.push_back(std::make_unique<thread_state>());
+    std::atomic<bool> stop{false};
+    start_line line(c_.threads + 1);
+    std::vector<std::thread> threads;
+    for (unsigned t = 0; t < c_.threads; ++t) {
+      threads.emplace_back(worker<Map, Keys>, std::ref(*map_), std::cref(keys_), std::cref(c_), t,
+                           std::cref(stop), std::ref(line), std::ref(*states[t]), opt.pin);
+    }
+    line.arrive_and_wait();
+    std::this_thread::sleep_for(std::chrono::duration<double>(opt.seconds));
+    stop.store(true, std::memory_order_relaxed);  // relaxed: see the worker loop
+    for (auto& th : threads) th.join();
+
+    latency_histogram all, loads;
+    std::uint64_t misses = 0;
+    double cpu = 0, wall = 0;
+    auto first = states[0]->start;
+    auto last = states[0]->end;
+    for (const auto& st : states) {
+      out.ops += st->ops;
+      misses += st->misses;
+      first = std::min(first, st->start);
+      last = std::max(last, st->end);
+      cpu += st->cpu_seconds;
+      wall += std::chrono::duration<double>(st->end - st->start).count();
+      for (const auto& h : st->hist) all.merge(h);
+      loads.merge(st->hist[op_load]);
+    }
+    out.seconds = std::chrono::duration<double>(last - first).count();
+    out.mops = static_cast<double>(out.ops) / out.seconds / 1e6;
+    out.cpu_share = wall > 0 ? cpu / wall : 0;
+    const double tpn = cycle_clock::ticks_per_ns();
+    out.samples = all.count();
+    out.p50 = all.quantile(0.50) / tpn;
+    out.p99 = all.quantile(0.99) / tpn;
+    out.p999 = all.quantile(0.999) / tpn;
+    if (loads.count() != 0) {
+      out.load_p50 = loads.quantile(0.50) / tpn;
+      out.load_p99 = loads.quantile(0.99) / tpn;
+      out.load_p999 = loads.quantile(0.999) / tpn;
+    }
+
+    const std::size_t final_size = map_->size();
+    if (c_.mix->kind == mix_kind::read_write) {
+      if (misses != 0) out.check = std::to_string(misses) + " loads of present keys missed";
+      if (final_size != c_.size) out.check = "size changed to " + std::to_string(final_size);
+    } else if (c_.mix->kind == mix_kind::churn) {
+      const std::uint64_t lo = c_.size > c_.threads ? c_.size - c_.threads : 0;
+      if (final_size < lo || final_size > c_.size + c_.threads)
+        out.check = "churn size drifted to " + std::to_string(final_size);
+    } else if (c_.mix->kind == mix_kind::load_or_store) {
+      if (final_size < c_.size)
+        out.check = "load_or_store lost keys: size " + std::to_string(final_size);
+    }
+    return out;
   }
-  map.reset();
-  return out;
-}
+
+ private:
+  cell c_;
+  Keys keys_;
+  row base_;
+  std::unique_ptr<Map> map_;
+};
 
 // ------------------------------------------------------------------------------------------
 // Correctness smoke test, before anything is timed
@@ -473,7 +517,7 @@ struct map_entry {
   bool thread_safe;
   std::function<std::string()> smoke;     // "" when correct
   std::function<std::string()> describe;  // extra words for meta.json
-  std::function<row(const cell&, const run_options&)> run;
+  std::function<std::unique_ptr<prepared>(const cell&, const run_options&)> prepare;
 };
 
 template <template <class, class> class Adapter>
@@ -503,12 +547,13 @@ map_entry make_entry() {
       return std::string();
     }
   };
-  e.run = [](const cell& c, const run_options& opt) {
+  e.prepare = [](const cell& c, const run_options& opt) -> std::unique_ptr<prepared> {
     if (c.mix->string_keys) {
       const auto& table = string_table(c.size);
-      return run_one<mapstr>(mapstr::name, c, string_keys{&table}, opt);
+      return std::make_unique<prepared_map<mapstr, string_keys>>(mapstr::name, c,
+                                                                 string_keys{&table}, opt);
     }
-    return run_one<map64>(map64::name, c, u64_keys{}, opt);
+    return std::make_unique<prepared_map<map64, u64_keys>>(map64::name, c, u64_keys{}, opt);
   };
   return e;
 }
@@ -736,7 +781,8 @@ std::string first_line_with(const char* path, const char* prefix) {
   return "unknown";
 }
 
-void write_meta(const config& cfg, const std::vector<map_entry>& maps, int argc, char** argv) {
+void write_meta(const config& cfg, const std::vector<map_entry>& maps, int argc, char** argv,
+                const std::string& load_start, const std::string& load_end) {
   std::ofstream f(cfg.out + "/meta.json");
   std::string cmd;
   for (int i = 0; i < argc; ++i) cmd += std::string(i ? " " : "") + argv[i];
@@ -760,6 +806,8 @@ void write_meta(const config& cfg, const std::vector<map_entry>& maps, int argc,
   f << "  \"seconds_per_run\": " << cfg.seconds << ",\n";
   f << "  \"reps\": " << cfg.reps << ",\n";
   f << "  \"pinned\": " << (cfg.pin ? "true" : "false") << ",\n";
+  f << "  \"load_average_start\": \"" << load_start << "\",\n";
+  f << "  \"load_average_end\": \"" << load_end << "\",\n";
   f << "  \"latency\": \"1 op in 64 timed with "
     << (NUMAMAP_BENCH_RDTSC ? "rdtsc/rdtscp" : "steady_clock") << ", "
     << cycle_clock::ticks_per_ns() << " ticks/ns, timer overhead " << cycle_clock::overhead_ticks()
@@ -782,16 +830,16 @@ void write_meta(const config& cfg, const std::vector<map_entry>& maps, int argc,
 
 const char* csv_header =
     "map,mix,size,threads,rep,ops,seconds,mops,p50_ns,p99_ns,p999_ns,load_p50_ns,load_p99_ns,"
-    "load_p999_ns,rss_bytes_per_entry,alloc_bytes_per_entry,prefill_s,samples,check\n";
+    "load_p999_ns,rss_bytes_per_entry,alloc_bytes_per_entry,prefill_s,cpu_share,samples,check\n";
 
 void write_row(std::FILE* f, const row& r) {
   std::fprintf(f,
                "%s,%s,%" PRIu64 ",%u,%d,%" PRIu64
                ",%.4f,%.3f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.2f,"
-               "%.2f,%.3f,%" PRIu64 ",%s\n",
+               "%.2f,%.3f,%.3f,%" PRIu64 ",%s\n",
                r.map.c_str(), r.mix->name, r.size, r.threads, r.rep, r.ops, r.seconds, r.mops,
                r.p50, r.p99, r.p999, r.load_p50, r.load_p99, r.load_p999, r.rss_bytes_per_entry,
-               r.alloc_bytes_per_entry, r.prefill_seconds, r.samples, r.check.c_str());
+               r.alloc_bytes_per_entry, r.prefill_seconds, r.cpu_share, r.samples, r.check.c_str());
   std::fflush(f);
 }
 
@@ -811,7 +859,8 @@ int run(int argc, char** argv) {
   std::printf("not built (missing at configure time): %s\n", NUMAMAP_BENCH_SKIPPED);
 
   mkdir(cfg.out.c_str(), 0755);
-  write_meta(cfg, maps, argc, argv);
+  const std::string load_start = load_average();
+  write_meta(cfg, maps, argc, argv, load_start, "(running)");
 
   // 1. Correctness first.
   for (const auto& m : maps) {
@@ -855,22 +904,34 @@ int run(int argc, char** argv) {
     if (runnable.empty()) continue;
     std::printf("[%zu/%zu] %s size=%s threads=%u\n", ci + 1, cells.size(), c.mix->name,
                 size_label(c.size).c_str(), c.threads);
-    for (int rep = 0; rep < cfg.reps; ++rep) {
-      for (std::size_t k = 0; k < runnable.size(); ++k) {
-        const map_entry& m = *runnable[(k + static_cast<std::size_t>(rep)) % runnable.size()];
-        row r = m.run(c, opt);
-        r.rep = rep;
-        write_row(f, r);
-        std::printf(
-            "  %-18s %9.2f Mops/s  p50 %6.0f ns  p99 %7.0f ns  %6.1f B/entry%s%s\n", r.map.c_str(),
-            r.mops, r.p50, r.p99, r.rss_bytes_per_entry,
-            r.check == "ok" ? "" : "  CHECK FAILED: ", r.check == "ok" ? "" : r.check.c_str());
-        std::fflush(stdout);
-        if (r.check != "ok") ++failures;
+    auto report = [&](row r, int rep) {
+      r.rep = rep;
+      write_row(f, r);
+      std::printf(
+          "  %-18s %9.2f Mops/s  p50 %6.0f ns  p99 %7.0f ns  %6.1f B/entry  cpu %.2f%s%s\n",
+          r.map.c_str(), r.mops, r.p50, r.p99, r.rss_bytes_per_entry, r.cpu_share,
+          r.check == "ok" ? "" : "  CHECK FAILED: ", r.check == "ok" ? "" : r.check.c_str());
+      std::fflush(stdout);
+      if (r.check != "ok") ++failures;
+    };
+    if (c.mix->kind == mix_kind::read_write) {
+      // The key set stays: prefill every map once, then interleave the timed runs.
+      std::vector<std::unique_ptr<prepared>> live;
+      for (const map_entry* m : runnable) live.push_back(m->prepare(c, opt));
+      for (int rep = 0; rep < cfg.reps; ++rep)
+        for (std::size_t k = 0; k < live.size(); ++k)
+          report(live[(k + static_cast<std::size_t>(rep)) % live.size()]->run(opt), rep);
+    } else {
+      for (int rep = 0; rep < cfg.reps; ++rep) {
+        for (std::size_t k = 0; k < runnable.size(); ++k) {
+          const map_entry& m = *runnable[(k + static_cast<std::size_t>(rep)) % runnable.size()];
+          report(m.prepare(c, opt)->run(opt), rep);
+        }
       }
     }
   }
   std::fclose(f);
+  write_meta(cfg, maps, argc, argv, load_start, load_average());
   std::printf("wrote %s and %s/meta.json in %.0f s\n", csv.c_str(), cfg.out.c_str(),
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count());
   if (failures) {

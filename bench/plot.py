@@ -58,8 +58,8 @@ def load(results_dir):
                 r[k] = int(r[k])
             for k in ("seconds", "mops", "p50_ns", "p99_ns", "p999_ns", "load_p50_ns",
                       "load_p99_ns", "load_p999_ns", "rss_bytes_per_entry",
-                      "alloc_bytes_per_entry", "prefill_s"):
-                r[k] = float(r[k])
+                      "alloc_bytes_per_entry", "prefill_s", "cpu_share"):
+                r[k] = float(r.get(k) or 0)
             rows.append(r)
     meta = {}
     meta_path = os.path.join(results_dir, "meta.json")
@@ -78,7 +78,7 @@ def aggregate(rows):
     for key, rs in groups.items():
         agg = {"reps": len(rs), "check": "ok" if all(r["check"] == "ok" for r in rs) else "FAILED"}
         for k in ("mops", "p50_ns", "p99_ns", "p999_ns", "load_p50_ns", "load_p99_ns",
-                  "load_p999_ns", "rss_bytes_per_entry", "alloc_bytes_per_entry"):
+                  "load_p999_ns", "rss_bytes_per_entry", "alloc_bytes_per_entry", "cpu_share"):
             agg[k] = statistics.median(r[k] for r in rs)
         agg["mops_min"] = min(r["mops"] for r in rs)
         agg["mops_max"] = max(r["mops"] for r in rs)
@@ -308,9 +308,9 @@ def markdown(agg, maps, mixes, sizes, bpe, meta):
             continue
         lines.append(f"### Throughput, {size_label(n)} keys (Mops/s, median)")
         lines.append("")
-        head = "| mix | threads | " + " | ".join(maps) + (" | numamap / best peer |" if NUMAMAP in maps else " |")
-        lines.append(head)
-        lines.append("|---|---|" + "---|" * len(maps) + ("---|" if NUMAMAP in maps else ""))
+        head = "| mix | threads | " + " | ".join(maps) + (" | numamap / best peer" if NUMAMAP in maps else "")
+        lines.append(head + " | cpu share |")
+        lines.append("|---|---|" + "---|" * len(maps) + ("---|" if NUMAMAP in maps else "") + "---|")
         for mix in mixes:
             for t in threads:
                 if not any((m, mix, n, t) in agg for m in maps):
@@ -324,6 +324,8 @@ def markdown(agg, maps, mixes, sizes, bpe, meta):
                     nm = agg.get((NUMAMAP, mix, n, t))
                     ref, ref_name = best_peer(agg, mix, n, t)
                     row += (f" {nm['mops'] / ref:.2f}x ({ref_name}) |" if nm and ref else " - |")
+                shares = [agg[(m, mix, n, t)]["cpu_share"] for m in maps if (m, mix, n, t) in agg]
+                row += f" {statistics.median(shares):.2f} |"
                 lines.append(row)
         lines.append("")
         t = threads[-1]
@@ -346,6 +348,9 @@ def markdown(agg, maps, mixes, sizes, bpe, meta):
     lines.append("|---|" + "---|" * len(sizes))
     for m in maps:
         lines.append(f"| {m} | " + " | ".join(fmt(bpe.get(m, {}).get(n)) for n in sizes) + " |")
+    lines.append("")
+    lines.append("cpu share: CPU time the worker threads got divided by their wall time (median over the "
+                 "maps of a cell); below 1.0 other processes ran on the same cpus during the run.")
     lines.append("")
     lines.append("At 1K keys the RSS delta is dominated by page granularity and by memory the allocator "
                  "reuses; read bytes per entry from 100K keys up.")

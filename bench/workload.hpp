@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -261,6 +262,21 @@ inline bool pin_to_cpu(unsigned index) {
   CPU_ZERO(&one);
   CPU_SET(cpus[index % cpus.size()], &one);
   return sched_setaffinity(0, sizeof one, &one) == 0;
+}
+
+/// CPU time the calling thread has used, in seconds.
+inline double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+/// The 1-, 5- and 15-minute load averages (/proc/loadavg), as text.
+inline std::string load_average() {
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  f >> a >> b >> c;
+  return a + " " + b + " " + c;
 }
 
 /// The number of CPUs this process may run on.

@@ -4,6 +4,9 @@
 #pragma once
 
 #include <tbb/concurrent_hash_map.h>
+#if NUMAMAP_BENCH_HAVE_TBBMALLOC
+#include <tbb/scalable_allocator.h>
+#endif
 
 #include <utility>
 
@@ -33,6 +36,14 @@ class tbb_adapter {
   }
   bool erase(const K& k) { return map_.erase(k); }
   std::size_t size() const { return map_.size(); }
+  /// tbbmalloc keeps freed memory in its own caches, out of malloc_trim's reach; the driver
+  /// calls this before reading the resident set so one run's leftovers do not shrink the next
+  /// run's bytes per entry.
+  static void release_memory() {
+#if NUMAMAP_BENCH_HAVE_TBBMALLOC
+    scalable_allocation_command(TBBMALLOC_CLEAN_ALL_BUFFERS, nullptr);
+#endif
+  }
 
  private:
   using map_type = tbb::concurrent_hash_map<K, V>;
