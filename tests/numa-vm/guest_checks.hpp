@@ -93,9 +93,9 @@ inline void run_section(const std::string& name, const std::function<void()>& bo
   }
 }
 
-inline int finish() {
+inline int finish(const char* prefix = "") {
   const tally& t = counts();
-  std::printf("%d passed, %d failed\n", t.passed, t.failed);
+  std::printf("%s%d passed, %d failed\n", prefix, t.passed, t.failed);
   std::fflush(stdout);
   return (t.failed == 0 && t.passed > 0) ? 0 : 1;
 }
@@ -123,6 +123,8 @@ struct layout {
   std::vector<unsigned> distances;               // row-major nodes x nodes
   int tiny_node = -1;
   std::size_t entries = 1000000;
+  std::string source = "hwloc";  // what topology::source() must say
+  bool topology_only = false;    // the sysfs pass: topology and current_node sections only
 
   /// The kernel's nodes: 0 .. nodes() - 1, with or without memory and cpus.
   std::size_t nodes() const { return node_cpus.size(); }
@@ -219,6 +221,8 @@ inline layout parse_layout(int argc, char** argv) {
     l.distances.push_back(static_cast<unsigned>(std::stoul(d)));
   l.tiny_node = std::stoi(need("tiny-node"));
   l.entries = std::stoul(need("entries"));
+  if (kv.count("source")) l.source = kv["source"];
+  if (kv.count("topology-only")) l.topology_only = kv["topology-only"] == "1";
   if (l.node_cpus.size() != n || l.node_package.size() != n || l.node_mem_mib.size() != n ||
       l.distances.size() != n * n)
     throw std::invalid_argument(

@@ -64,7 +64,7 @@ void check_topology(const layout& want) {
   const numamap::topology& topo = numamap::topology::system();
   std::printf("%s\n", topo.describe().c_str());
   const std::vector<view_node> want_nodes = want.numamap_nodes();
-  NUMA_VM_CHECK_EQ(std::string(topo.source()), std::string("hwloc"), "topology::source()");
+  NUMA_VM_CHECK_EQ(std::string(topo.source()), want.source, "topology::source()");
   NUMA_VM_CHECK_EQ(topo.node_count(), want_nodes.size(), "node_count() (nodes with memory)");
   NUMA_VM_CHECK_EQ(topo.package_count(), std::size_t{want.packages}, "package_count()");
   std::size_t cpus = 0;
