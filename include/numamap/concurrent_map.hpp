@@ -126,13 +126,15 @@ class concurrent_map {
                                   " shards in all exceeds " + std::to_string(detail::max_shards));
     }
     domain_ = std::make_unique<detail::epoch_domain>(total * detail::ctr_per_shard);
+    reads_ = std::make_unique<detail::atomic<std::uintptr_t>[]>(total);
     shards_.reserve(total);
     try {
       for (const auto& p : plan) {
         for (std::size_t i = 0; i < p.second; ++i) {
           void* mem = memory_.allocate(sizeof(shard_t), alignof(shard_t), p.first);
           try {
-            shards_.push_back(new (mem) shard_t(&memory_, domain_.get(), p.first, shards_.size()));
+            shards_.push_back(new (mem) shard_t(&memory_, domain_.get(), p.first, shards_.size(),
+                                                &reads_[shards_.size()]));
           } catch (...) {
             memory_.deallocate(mem, sizeof(shard_t), alignof(shard_t), p.first);
             throw;
@@ -160,7 +162,7 @@ class concurrent_map {
   /// (then it writes no shared memory); otherwise takes the shard's lock. May throw what
   /// Hash, KeyEqual or Value's copy throw.
   template <class K = Key>
-  std::optional<Value> load(const key_arg<K>& k) const {
+  NUMAMAP_ALWAYS_INLINE std::optional<Value> load(const key_arg<K>& k) const {
     std::optional<Value> out;
     lookup(k, [&](std::uint64_t w) { out.emplace(shard_t::value_of(w)); });
     return out;
@@ -343,8 +345,8 @@ class concurrent_map {
       x.index = s->index();
       x.node = s->node();
       x.entries = s->size();
-      x.loads = domain_->sum_counter(s->counter(detail::ctr_loads));
       x.read_hits = domain_->sum_counter(s->counter(detail::ctr_hits));
+      x.loads = x.read_hits + domain_->sum_counter(s->counter(detail::ctr_table_misses));
       x.stores = domain_->sum_counter(s->counter(detail::ctr_stores));
       x.misses = s->misses();
       x.promotions = s->promotions();
@@ -400,13 +402,17 @@ class concurrent_map {
   }
 
   /// Finds k and calls on_word(word) while pinned; returns whether k was present.
+  /// The hit path: hash, pin, one load of the shard's view word, a probe, the entry.
   template <class K, class F>
-  bool lookup(const K& k, F&& on_word) const {
+  NUMAMAP_ALWAYS_INLINE bool lookup(const K& k, F&& on_word) const {
     const detail::hashed hv = hash_of(k);
-    shard_t& s = shard_for(hv);
+    const std::size_t i = hv.shard(shards_.size());
     auto g = domain_->pin();
-    auto* e = s.find_for_read(hv, equal_to(k), g.record());
-    if (e == nullptr) return false;
+    auto* e = shard_t::find_in_read(reads_[i], i, hv, equal_to(k), g.record());
+    if (e == nullptr) {
+      e = shards_[i]->find_after_read_miss(hv, equal_to(k), g.record());
+      if (e == nullptr) return false;
+    }
     const auto snap = e->read();
     if (snap.state != detail::state_present) return false;
     on_word(snap.word);
@@ -437,6 +443,10 @@ class concurrent_map {
   mutable Memory memory_;
   topology topo_;
   std::unique_ptr<detail::epoch_domain> domain_;
+  // Each shard's read-view word, side by side: a lookup loads its shard's word from here
+  // without loading the shard. They are read by every lookup and written only by
+  // promotions (rare), so they stay in every socket's cache; see docs/decisions.md.
+  std::unique_ptr<detail::atomic<std::uintptr_t>[]> reads_;
   std::vector<shard_t*> shards_;
 };
 

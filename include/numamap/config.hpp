@@ -30,6 +30,16 @@
 #define NUMAMAP_TSAN 0
 #endif
 
+// Hot-path inlining control: the read path is a handful of inlined steps; its rare slow
+// paths stay out of line so they do not bloat it (or its prologue).
+#if defined(__GNUC__) || defined(__clang__)
+#define NUMAMAP_ALWAYS_INLINE inline __attribute__((always_inline))
+#define NUMAMAP_NOINLINE __attribute__((noinline))
+#else
+#define NUMAMAP_ALWAYS_INLINE inline
+#define NUMAMAP_NOINLINE
+#endif
+
 // The inline ABI namespace: v0 + h (hwloc) + n (libnuma) + i (instrumented atomics).
 #define NUMAMAP_ABI_CAT2(a, b) a##b
 #define NUMAMAP_ABI_CAT(a, b) NUMAMAP_ABI_CAT2(a, b)

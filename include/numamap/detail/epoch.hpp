@@ -7,8 +7,8 @@
 // The scheme (Fraser's epochs, shaped like crossbeam-epoch):
 // - The domain keeps a global epoch E. Each thread that uses the domain owns a record on
 //   its own cache line holding (epoch << 1 | active).
-// - `pin()` announces "active at E" in the thread's record; the returned guard is reentrant
-//   (nested pins only count) and unpins when the outermost guard dies.
+// - `pin()` announces "active at E" in the thread's record; pins nest (a nested pin sees
+//   the active bit and does nothing) and the outermost guard unpins when it dies.
 // - `retire(p)` puts p into the calling thread's bag, stamped with the global epoch read
 //   after p was unlinked.
 // - E may advance from e to e + 1 only when every active record announces e. Hence, while a
@@ -127,7 +127,6 @@ struct alignas(cacheline_size) thread_record {
   // Next record in the domain's list; immutable once the record is published.
   thread_record* next = nullptr;
   // Owner-only fields.
-  unsigned nest = 0;
   std::size_t since_collect = 0;
   std::vector<retired> bag;
   std::size_t counter_count = 0;
@@ -220,40 +219,51 @@ class epoch_domain {
     orphans_.clear();
   }
 
+  /// Keeps the thread pinned while it lives. Only the outermost guard of a thread unpins;
+  /// guards must die in the reverse order of their creation (scopes do that).
   class guard {
    public:
-    guard(epoch_domain* d, thread_record* r) noexcept : d_(d), r_(r) {}
-    guard(guard&& o) noexcept : d_(o.d_), r_(std::exchange(o.r_, nullptr)) {}
+    guard(thread_record* r, std::uint64_t unpinned_word) noexcept
+        : r_(r), unpinned_(unpinned_word) {}
+    guard(guard&& o) noexcept : r_(o.r_), unpinned_(std::exchange(o.unpinned_, nested)) {}
     guard(const guard&) = delete;
     guard& operator=(const guard&) = delete;
     guard& operator=(guard&&) = delete;
-    ~guard() {
-      if (r_ != nullptr) d_->unpin(r_);
+    NUMAMAP_ALWAYS_INLINE ~guard() {
+      if (unpinned_ != nested) {
+        // (D4) release: every access this thread made while pinned happens before a
+        //      thread that reads this value in a scan (D6) and then frees.
+        r_->word.store(unpinned_, std::memory_order_release);
+      }
     }
     thread_record* record() const noexcept { return r_; }
+    static constexpr std::uint64_t nested_word() noexcept { return nested; }
 
    private:
-    epoch_domain* d_;
+    static constexpr std::uint64_t nested = ~std::uint64_t{0};
     thread_record* r_;
+    std::uint64_t unpinned_;  // the word to store when unpinning; `nested`: nothing to do
   };
 
   /// Pins the calling thread: objects it reaches stay allocated until the guard dies.
   /// Reentrant. Wait-free after the thread's first pin on this domain (which may allocate
   /// a record and throw std::bad_alloc).
-  guard pin() {
+  NUMAMAP_ALWAYS_INLINE guard pin() {
     thread_record* r = local_record();
-    if (r->nest++ == 0) {
-      // (D1) acquire: the loads that follow the pin stay after this load, so the epoch
-      //      announced is never older than what the reader then reads. Pairs with (D7).
-      const std::uint64_t e = global_->load(std::memory_order_acquire);
-      // (D2) relaxed store + (D3) fence: the announcement is ordered before every later
-      //      load of a shared pointer by light_fence here and heavy_fence in try_advance
-      //      (D5): either the advancing thread sees this announcement, or this thread's
-      //      later loads see everything unlinked before that heavy fence.
-      r->word.store((e << 1) | 1U, std::memory_order_relaxed);
-      light_fence(membarrier_);  // (D3)
+    // Relaxed: only this thread writes its own word.
+    if ((r->word.load(std::memory_order_relaxed) & 1U) != 0) {
+      return guard(r, guard::nested_word());  // already pinned: nested, no cost
     }
-    return guard(this, r);
+    // (D1) acquire: the loads that follow the pin stay after this load, so the epoch
+    //      announced is never older than what the reader then reads. Pairs with (D7).
+    const std::uint64_t e = global_->load(std::memory_order_acquire);
+    // (D2) relaxed store + (D3) fence: the announcement is ordered before every later
+    //      load of a shared pointer by light_fence here and heavy_fence in try_advance
+    //      (D5): either the advancing thread sees this announcement, or this thread's
+    //      later loads see everything unlinked before that heavy fence.
+    r->word.store((e << 1) | 1U, std::memory_order_relaxed);
+    light_fence(membarrier_);  // (D3)
+    return guard(r, e << 1);
   }
 
   /// Hands p to the reclaimer. p must be unreachable for threads that pin from now on.
@@ -306,7 +316,7 @@ class epoch_domain {
   }
 
   /// The calling thread's record. The fast path is one thread-local load and a compare.
-  thread_record* local_record() {
+  NUMAMAP_ALWAYS_INLINE thread_record* local_record() {
     thread_fast_slot& fs = fast_slot();
     if (fs.id == id_) return fs.rec;
     return local_record_slow();
@@ -326,7 +336,6 @@ class epoch_domain {
       }
       r->bag.clear();
     }
-    r->nest = 0;
     // (D9) release: pairs with the acquire CAS in local_record_slow of the next owner.
     r->in_use.store(false, std::memory_order_release);
   }
@@ -334,7 +343,7 @@ class epoch_domain {
  private:
   static constexpr std::size_t collect_every = 64;
 
-  thread_record* local_record_slow() {
+  NUMAMAP_NOINLINE thread_record* local_record_slow() {
     static thread_local thread_cache cache;
     for (const thread_cache::slot& s : cache.slots) {
       if (s.id == id_) {
@@ -391,15 +400,6 @@ class epoch_domain {
   static void destroy_record(thread_record* r) noexcept {
     r->~thread_record();
     ::operator delete(r, std::align_val_t(alignof(thread_record)));
-  }
-
-  void unpin(thread_record* r) noexcept {
-    if (--r->nest == 0) {
-      // (D4) release: every access this thread made while pinned happens before a thread
-      //      that reads this value in a scan (D6) and then frees.
-      r->word.store(r->word.load(std::memory_order_relaxed) & ~std::uint64_t{1},
-                    std::memory_order_release);
-    }
   }
 
   /// Advances E if every active record announces it. Returns the epoch now in force.

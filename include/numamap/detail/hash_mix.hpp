@@ -17,14 +17,13 @@
 NUMAMAP_BEGIN_NAMESPACE
 namespace detail {
 
-/// MurmurHash3's fmix64: every input bit affects every output bit.
-constexpr std::uint64_t mix64(std::uint64_t h) noexcept {
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdULL;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ULL;
-  h ^= h >> 33;
-  return h;
+/// One 64x64->128-bit multiply by the golden-ratio constant, high and low halves folded
+/// (the mixer of abseil's and wyhash's integer paths): every output bit depends on many
+/// input bits, for a multiply and a xor on the hit path.
+inline std::uint64_t mix64(std::uint64_t h) noexcept {
+  __extension__ using u128 = unsigned __int128;
+  const u128 p = static_cast<u128>(h) * 0x9e3779b97f4a7c15ULL;
+  return static_cast<std::uint64_t>(p) ^ static_cast<std::uint64_t>(p >> 64);
 }
 
 struct hashed {

@@ -63,7 +63,8 @@ inline constexpr bool value_inline = std::is_trivially_copyable_v<Value> &&
                                      alignof(Value) <= alignof(std::uint64_t);
 
 /// Indices of the per-thread counters, per shard.
-enum : std::size_t { ctr_loads = 0, ctr_hits = 1, ctr_stores = 2, ctr_per_shard = 3 };
+/// Loads = hits + table misses: a hit bumps one counter.
+enum : std::size_t { ctr_hits = 0, ctr_table_misses = 1, ctr_stores = 2, ctr_per_shard = 3 };
 
 inline void bump(thread_record* r, std::size_t i) noexcept {
   auto& c = r->counters()[i];
@@ -77,21 +78,36 @@ class shard {
  public:
   using entry_t = entry<Key>;
   using table_t = entry_table<entry_t>;
+  /// The read snapshot {table, amended} packed in one word: the table pointer (bits 3..47;
+  /// tables are 8-byte aligned and below 2^48), the amended flag in bit 0, and log2 of the
+  /// table's capacity in bits 56..63, so a probe needs no load of the table's header.
+  /// Publishing a view is one store.
   struct view {
-    table_t* table;
-    bool amended;
+    std::uintptr_t bits;
+    table_t* table() const noexcept {
+      return reinterpret_cast<table_t*>(bits & pointer_mask & ~std::uintptr_t{7});
+    }
+    bool amended() const noexcept { return (bits & 1U) != 0; }
+    std::size_t mask() const noexcept { return (std::size_t{1} << (bits >> 56)) - 1; }
+    template <class Eq>
+    NUMAMAP_ALWAYS_INLINE entry_t* find(const hashed& hv, const Eq& eq) const {
+      return table_t::find_masked(table(), mask(), hv.bucket_bits(), hv.tag(), eq);
+    }
   };
   struct value_node {
     Value v;
   };
   static constexpr bool inline_values = value_inline<Value>;
 
-  shard(Memory* mem, epoch_domain* dom, node_id node, std::size_t index)
-      : mem_(mem), dom_(dom), node_(node), index_(index) {
+  /// `read` is the shard's read-view word; the map keeps these words side by side (see
+  /// concurrent_map), so a lookup reaches the table without loading the shard.
+  shard(Memory* mem, epoch_domain* dom, node_id node, std::size_t index,
+        detail::atomic<std::uintptr_t>* read)
+      : mem_(mem), dom_(dom), node_(node), index_(index), read_(*read) {
     table_t* t = new_table(table_t::min_capacity);
     try {
       dirty_ = new_table(table_t::min_capacity);
-      read_.store(new_view(t, false), std::memory_order_relaxed);  // before the map is shared
+      read_.store(pack(t, false), std::memory_order_relaxed);  // before the map is shared
     } catch (...) {
       free_table(t);
       if (dirty_ != nullptr) free_table(dirty_);
@@ -104,18 +120,17 @@ class shard {
 
   /// Frees everything reachable. Retired objects are the domain's (freed before this).
   ~shard() {
-    const view* v = read_.load(std::memory_order_relaxed);
+    const view v = load_view(std::memory_order_relaxed);
     auto free_all = [this](std::uint64_t w) {
       entry_t* e = slot_entry<entry_t>(w);
       const auto s = e->read();
       if (s.state == state_present) free_word(s.word);
       free_entry(e);
     };
-    v->table->for_each(free_all);
+    v.table()->for_each(free_all);
     dirty_->for_each(free_all);
-    free_table(v->table);
+    free_table(v.table());
     free_table(dirty_);
-    free_view(v);
   }
 
   node_id node() const noexcept { return node_; }
@@ -173,19 +188,28 @@ class shard {
 
   // ---- operations (the caller is pinned; `rec` is its epoch record) -------------------
 
-  /// Finds the key's entry, taking mu_ only when the read view misses and is amended.
-  /// Counts a load (and a hit or a miss).
+  /// The read path's first step, done by the map without touching the shard: (S1) loads
+  /// the view, the table is probed, a hit is counted. Returns null on a table miss.
   template <class Eq>
-  entry_t* find_for_read(const hashed& hv, const Eq& eq, thread_record* rec) {
-    bump(rec, counter(ctr_loads));
-    // (S1) acquire: pairs with (S3); the view and the table slots filled before it was
-    //      published are visible.
-    const view* v = read_.load(std::memory_order_acquire);
-    if (entry_t* e = v->table->find(hv.bucket_bits(), hv.tag(), eq)) {
-      bump(rec, counter(ctr_hits));
-      return e;
-    }
-    if (!v->amended) return nullptr;
+  NUMAMAP_ALWAYS_INLINE static entry_t* find_in_read(const detail::atomic<std::uintptr_t>& read,
+                                                     std::size_t index, const hashed& hv,
+                                                     const Eq& eq, thread_record* rec) {
+    // (S1) acquire: pairs with (S3); the table, its slots and their entries, filled before
+    //      the view was published, are visible.
+    const view v{read.load(std::memory_order_acquire)};
+    entry_t* e = v.find(hv, eq);
+    if (e != nullptr) bump(rec, index * ctr_per_shard + ctr_hits);
+    return e;
+  }
+
+  /// After find_in_read missed: counts the miss and, if the view is amended, looks again
+  /// under mu_, in the table and then in the dirty map.
+  template <class Eq>
+  NUMAMAP_NOINLINE entry_t* find_after_read_miss(const hashed& hv, const Eq& eq,
+                                                 thread_record* rec) {
+    bump(rec, counter(ctr_table_misses));
+    const view v = load_view(std::memory_order_acquire);  // as (S1)
+    if (!v.amended()) return nullptr;
     std::lock_guard<std::mutex> lk(mu_);
     return find_locked(hv, eq, /*count_miss=*/true);
   }
@@ -196,8 +220,8 @@ class shard {
   bool swap(const hashed& hv, const Eq& eq, const MakeKey& make_key, std::uint64_t w,
             thread_record* rec, std::uint64_t& prev) {
     reserve_retire(rec, 2);
-    const view* v = read_.load(std::memory_order_acquire);  // as (S1)
-    if (entry_t* e = v->table->find(hv.bucket_bits(), hv.tag(), eq)) {
+    const view v = load_view(std::memory_order_acquire);  // as (S1)
+    if (entry_t* e = v.find(hv, eq)) {
       auto l = e->lock();
       if (l.state() != state_expunged) {
         e->unlock(l, w, state_present);
@@ -227,8 +251,8 @@ class shard {
                                                const MakeKey& make_key, Produce&& produce,
                                                bool produce_locked, thread_record* rec) {
     reserve_retire(rec, 1);
-    const view* v = read_.load(std::memory_order_acquire);  // as (S1)
-    entry_t* e = v->table->find(hv.bucket_bits(), hv.tag(), eq);
+    const view v = load_view(std::memory_order_acquire);  // as (S1)
+    entry_t* e = v.find(hv, eq);
     if (e != nullptr) {
       const auto s = e->read();
       if (s.state == state_present) return {s.word, true};
@@ -251,13 +275,13 @@ class shard {
   template <class Eq>
   bool remove(const hashed& hv, const Eq& eq, thread_record* rec, std::uint64_t& prev) {
     reserve_retire(rec, 2);
-    const view* v = read_.load(std::memory_order_acquire);  // as (S1)
-    entry_t* e = v->table->find(hv.bucket_bits(), hv.tag(), eq);
-    if (e == nullptr && v->amended) {
+    view v = load_view(std::memory_order_acquire);  // as (S1)
+    entry_t* e = v.find(hv, eq);
+    if (e == nullptr && v.amended()) {
       std::lock_guard<std::mutex> lk(mu_);
-      v = read_.load(std::memory_order_relaxed);  // (S2) relaxed: mu_ orders writers of read_
-      e = v->table->find(hv.bucket_bits(), hv.tag(), eq);
-      if (e == nullptr && v->amended) {
+      v = load_view(std::memory_order_relaxed);  // (S2) relaxed: mu_ orders writers of read_
+      e = v.find(hv, eq);
+      if (e == nullptr && v.amended()) {
         e = dirty_->find(hv.bucket_bits(), hv.tag(), eq);
         if (e != nullptr) {
           prev = drop_dirty_locked(e);
@@ -286,15 +310,15 @@ class shard {
   bool compare_and(const hashed& hv, const Eq& eq, const Matches& matches, Produce&& produce,
                    bool is_delete, thread_record* rec, std::uint64_t& prev) {
     reserve_retire(rec, 2);
-    const view* v = read_.load(std::memory_order_acquire);  // as (S1)
-    entry_t* e = v->table->find(hv.bucket_bits(), hv.tag(), eq);
+    view v = load_view(std::memory_order_acquire);  // as (S1)
+    entry_t* e = v.find(hv, eq);
     if (e == nullptr) {
-      if (!v->amended) return false;
+      if (!v.amended()) return false;
       std::lock_guard<std::mutex> lk(mu_);
-      v = read_.load(std::memory_order_relaxed);  // as (S2)
-      e = v->table->find(hv.bucket_bits(), hv.tag(), eq);
+      v = load_view(std::memory_order_relaxed);  // as (S2)
+      e = v.find(hv, eq);
       if (e == nullptr) {
-        e = v->amended ? dirty_->find(hv.bucket_bits(), hv.tag(), eq) : nullptr;
+        e = v.amended() ? dirty_->find(hv.bucket_bits(), hv.tag(), eq) : nullptr;
         if (e == nullptr) return false;
         miss_locked();
         // A dirty entry changes only under mu_, which we hold: compare, then act.
@@ -344,18 +368,18 @@ class shard {
   /// word) returns false to stop. Holds no lock while f runs.
   template <class F>
   bool for_each(thread_record* rec, F&& f) {
-    const view* v = read_.load(std::memory_order_acquire);  // as (S1)
-    if (v->amended) {
+    view v = load_view(std::memory_order_acquire);  // as (S1)
+    if (v.amended()) {
       std::lock_guard<std::mutex> lk(mu_);
-      v = read_.load(std::memory_order_relaxed);  // as (S2)
-      if (v->amended) {
-        reserve_retire(rec, v->table->used() + 2);
+      v = load_view(std::memory_order_relaxed);  // as (S2)
+      if (v.amended()) {
+        reserve_retire(rec, v.table()->used() + 2);
         if (!promote_locked()) throw std::bad_alloc();
-        v = read_.load(std::memory_order_relaxed);
+        v = load_view(std::memory_order_relaxed);
       }
     }
     bool go_on = true;
-    v->table->for_each([&](std::uint64_t slot) {
+    v.table()->for_each([&](std::uint64_t slot) {
       if (!go_on) return;
       entry_t* e = slot_entry<entry_t>(slot);
       const auto s = e->read();
@@ -367,17 +391,10 @@ class shard {
   /// Clear: every entry becomes expunged and a new empty view is published.
   void clear(thread_record* rec) {
     std::lock_guard<std::mutex> lk(mu_);
-    const view* old = read_.load(std::memory_order_relaxed);
-    const std::size_t n = old->table->used() + dirty_->used();
-    reserve_retire(rec, 2 * n + 2);
+    const view old = load_view(std::memory_order_relaxed);  // as (S2)
+    const std::size_t n = old.table()->used() + dirty_->used();
+    reserve_retire(rec, 2 * n + 1);
     table_t* t = new_table(table_t::min_capacity);
-    view* nv;
-    try {
-      nv = new_view(t, false);
-    } catch (...) {
-      free_table(t);
-      throw;
-    }
     auto expunge_all = [this](std::uint64_t slot) {
       entry_t* e = slot_entry<entry_t>(slot);
       auto l = e->lock();
@@ -387,19 +404,16 @@ class shard {
         retire_word(l.word);
       }
     };
-    old->table->for_each(expunge_all);
+    old.table()->for_each(expunge_all);
     dirty_->for_each(expunge_all);
-    // (S3) release: pairs with (S1); the new view and its table are built before readers
-    //      can see them.
-    read_.store(nv, std::memory_order_release);
+    publish(t, false);
     misses_ = 0;
-    // The old entries are unreachable from the new view: retire them, their table, the view.
+    // The old entries are unreachable from the new view: retire them and their table.
     auto retire_entry = [this](std::uint64_t slot) { retire_entry_ptr(slot_entry<entry_t>(slot)); };
-    old->table->for_each(retire_entry);
+    old.table()->for_each(retire_entry);
     dirty_->for_each(retire_entry);
     dirty_->clear();
-    retire_table(old->table);
-    retire_view(old);
+    retire_table(old.table());
   }
 
   // ---- statistics ---------------------------------------------------------------------
@@ -431,9 +445,9 @@ class shard {
 
   template <class Eq>
   entry_t* find_locked(const hashed& hv, const Eq& eq, bool count_miss) {
-    const view* v = read_.load(std::memory_order_relaxed);  // as (S2)
-    if (entry_t* e = v->table->find(hv.bucket_bits(), hv.tag(), eq)) return e;
-    if (!v->amended) return nullptr;
+    const view v = load_view(std::memory_order_relaxed);  // as (S2)
+    if (entry_t* e = v.find(hv, eq)) return e;
+    if (!v.amended()) return nullptr;
     entry_t* e = dirty_->find(hv.bucket_bits(), hv.tag(), eq);
     if (count_miss) miss_locked();
     return e;
@@ -451,9 +465,9 @@ class shard {
     bool have_w = premade != nullptr;
     try {
       std::lock_guard<std::mutex> lk(mu_);
-      const view* v = read_.load(std::memory_order_relaxed);  // as (S2)
-      entry_t* e = v->table->find(hv.bucket_bits(), hv.tag(), eq);
-      if (e == nullptr && v->amended) {
+      const view v = load_view(std::memory_order_relaxed);  // as (S2)
+      entry_t* e = v.find(hv, eq);
+      if (e == nullptr && v.amended()) {
         e = dirty_->find(hv.bucket_bits(), hv.tag(), eq);
         if (e != nullptr) miss_locked();
       }
@@ -518,23 +532,12 @@ class shard {
   /// exception changes nothing (w stays the caller's).
   template <class MakeKey>
   void insert_new_locked(const hashed& hv, const MakeKey& make_key, std::uint64_t w) {
-    const view* v = read_.load(std::memory_order_relaxed);  // as (S2)
+    const view v = load_view(std::memory_order_relaxed);  // as (S2)
     if (!dirty_->fits(1)) grow_dirty_locked();
-    view* nv = nullptr;
-    if (!v->amended) nv = new_view(v->table, true);
-    entry_t* e;
-    try {
-      e = new_entry(hv, make_key, w);
-    } catch (...) {
-      if (nv != nullptr) free_view(nv);
-      throw;
-    }
+    entry_t* e = new_entry(hv, make_key, w);
     dirty_->insert(make_slot(e, hv.tag()));
     size_->fetch_add(1, std::memory_order_relaxed);
-    if (nv != nullptr) {
-      read_.store(nv, std::memory_order_release);  // as (S3)
-      retire_view(v);
-    }
+    if (!v.amended()) publish(v.table(), true);
     const std::size_t live_table = live_in_table_locked();
     if (dirty_->used() >= std::max<std::size_t>(64, live_table / 8)) (void)promote_locked();
   }
@@ -573,8 +576,7 @@ class shard {
   /// Moves the dirty map into the read view (append or rebuild). Returns false, changing
   /// nothing, when memory for it cannot be had: promotion is only an optimisation.
   bool promote_locked() noexcept {
-    view* old = const_cast<view*>(read_.load(std::memory_order_relaxed));  // as (S2)
-    table_t* t = old->table;
+    table_t* t = load_view(std::memory_order_relaxed).table();  // as (S2)
     const std::size_t d = dirty_->used();
     const std::size_t live_t = live_in_table_locked();
     const std::size_t dead_t = t->used() > live_t ? t->used() - live_t : 0;
@@ -585,17 +587,9 @@ class shard {
       return false;
     }
     if (t->fits(d) && dead_t * 2 <= t->used() + 8) {
-      view* nv;
-      try {
-        rec->bag.reserve(rec->bag.size() + 1);
-        nv = new_view(t, false);
-      } catch (...) {
-        return false;
-      }
       dirty_->for_each([t](std::uint64_t w) { t->insert(w); });
       dirty_->clear();
-      read_.store(nv, std::memory_order_release);  // as (S3)
-      retire_view(old);
+      publish(t, false);
     } else {
       // Pass 1: expunge the deleted entries (no lock-free store may revive them now) and
       // count the survivors. mu_ is held, so the survivors are exactly the entries left
@@ -612,13 +606,10 @@ class shard {
         }
       });
       table_t* nt = nullptr;
-      view* nv = nullptr;
       try {
-        rec->bag.reserve(rec->bag.size() + t->used() + 2);
+        rec->bag.reserve(rec->bag.size() + t->used() + 1);
         nt = new_table(capacity_for(survivors + d));
-        nv = new_view(nt, false);
       } catch (...) {
-        if (nt != nullptr) free_table(nt);
         // Undo pass 1. Only threads that then take mu_ act on an expunged state (readers
         // read it as absent, like deleted), so with mu_ still held the undo is invisible.
         t->for_each([](std::uint64_t w) {
@@ -638,14 +629,13 @@ class shard {
       });
       dirty_->for_each([nt](std::uint64_t w) { nt->insert(w); });
       dirty_->clear();
-      read_.store(nv, std::memory_order_release);  // as (S3)
-      // Pass 3: unreachable from the new view now: the expunged entries, the table, the view.
+      publish(nt, false);
+      // Pass 3: unreachable from the new view now: the expunged entries and the table.
       t->for_each([this](std::uint64_t w) {
         entry_t* e = slot_entry<entry_t>(w);
         if (e->read().state == state_expunged) retire_entry_ptr(e);
       });
       retire_table(t);
-      retire_view(old);
       rebuilds_.store(rebuilds_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
     misses_ = 0;
@@ -673,11 +663,18 @@ class shard {
     t->~table_t();
     dealloc(t, bytes, alignof(table_t));
   }
-  view* new_view(table_t* t, bool amended) {
-    return new (alloc(sizeof(view), alignof(view))) view{t, amended};
+  static std::uintptr_t pack(table_t* t, bool amended) noexcept {
+    unsigned log2 = 0;
+    while ((std::size_t{1} << log2) < t->capacity()) ++log2;
+    return reinterpret_cast<std::uintptr_t>(t) | (amended ? 1U : 0U) |
+           (static_cast<std::uintptr_t>(log2) << 56);
   }
-  void free_view(const view* v) noexcept {
-    dealloc(const_cast<view*>(v), sizeof(view), alignof(view));
+  view load_view(std::memory_order o) const noexcept { return view{read_.load(o)}; }
+  /// Publishes a view (mu_ held).
+  void publish(table_t* t, bool amended) noexcept {
+    // (S3) release: pairs with (S1); the table, its slots and the entries they point to are
+    //      built before a reader can reach them through this view.
+    read_.store(pack(t, amended), std::memory_order_release);
   }
 
   template <class MakeKey>
@@ -704,9 +701,6 @@ class shard {
   void reserve_retire(thread_record* rec, std::size_t n) { rec->bag.reserve(rec->bag.size() + n); }
   void retire_entry_ptr(entry_t* e) noexcept { dom_->retire(e, &free_entry_fn, this); }
   void retire_table(table_t* t) noexcept { dom_->retire(t, &free_table_fn, this); }
-  void retire_view(const view* v) noexcept {
-    dom_->retire(const_cast<view*>(v), &free_view_fn, this);
-  }
 
   static void free_node_fn(void* self, void* p) {
     static_cast<shard*>(self)->free_word(reinterpret_cast<std::uintptr_t>(p));
@@ -717,9 +711,6 @@ class shard {
   static void free_table_fn(void* self, void* p) {
     static_cast<shard*>(self)->free_table(static_cast<table_t*>(p));
   }
-  static void free_view_fn(void* self, void* p) {
-    static_cast<shard*>(self)->free_view(static_cast<view*>(p));
-  }
 
   // ---- fields -------------------------------------------------------------------------
 
@@ -728,8 +719,9 @@ class shard {
   epoch_domain* const dom_;
   const node_id node_;
   const std::size_t index_;
-  // The read view. Loaded by any thread at any time (S1); stored only with mu_ held (S3).
-  detail::atomic<const view*> read_{nullptr};
+  // The read view, kept by the map beside the other shards' (see the constructor). Loaded
+  // by any thread at any time (S1); stored only with mu_ held (S3).
+  detail::atomic<std::uintptr_t>& read_;
 
   // Writers' state, on its own line(s): taking mu_ does not invalidate read_'s line.
   alignas(cacheline_size) std::mutex mu_;

@@ -64,18 +64,27 @@ class entry_table {
 
   /// Finds the entry with this hash for which `eq(entry)` holds. Lock-free, writes nothing.
   template <class Eq>
-  E* find(std::uint32_t bucket_bits, std::uint16_t tag, Eq&& eq) const {
-    std::size_t i = bucket_bits & mask_;
+  E* find(std::uint32_t bucket_bits, std::uint16_t tag, const Eq& eq) const {
+    return find_masked(this, mask_, bucket_bits, tag, eq);
+  }
+
+  /// find() with the mask given by the caller (the read view carries it).
+  template <class Eq>
+  NUMAMAP_ALWAYS_INLINE static E* find_masked(const entry_table* t, std::size_t mask,
+                                              std::uint32_t bucket_bits, std::uint16_t tag,
+                                              const Eq& eq) {
+    const detail::atomic<std::uint64_t>* slots = t->slots();
+    std::size_t i = bucket_bits & mask;
     for (;;) {
       // (T1) acquire: pairs with (T2). Seeing the slot full means seeing the entry's
       //      immutable fields (key, hash) that were written before it was published.
-      const std::uint64_t w = slots()[i].load(std::memory_order_acquire);
+      const std::uint64_t w = slots[i].load(std::memory_order_acquire);
       if (w == 0) return nullptr;
       if (slot_tag(w) == tag) {
         E* e = slot_entry<E>(w);
         if (eq(*e)) return e;
       }
-      i = (i + 1) & mask_;
+      i = (i + 1) & mask;
     }
   }
 
