@@ -124,32 +124,69 @@ struct layout {
   int tiny_node = -1;
   std::size_t entries = 1000000;
   std::string source = "hwloc";  // what topology::source() must say
-  bool topology_only = false;    // the sysfs pass: topology and current_node sections only
+  /// "main" (everything), "sysfs" (topology and current_node with NUMAMAP_DISABLE_HWLOC=1),
+  /// "cpuset-hwloc" / "cpuset-sysfs" (inside a cgroup cpuset: topology, current_node, a map).
+  std::string pass = "main";
+  std::vector<unsigned> cpuset_cpus;  // the cpuset the cpuset passes run in (empty: none)
+  std::vector<unsigned> cpuset_mems;
+
+  bool restricted() const { return pass.rfind("cpuset", 0) == 0; }
+  bool cpu_allowed(unsigned c) const {
+    return !restricted() ||
+           std::find(cpuset_cpus.begin(), cpuset_cpus.end(), c) != cpuset_cpus.end();
+  }
+  bool node_allowed(std::size_t n) const {
+    return !restricted() ||
+           std::find(cpuset_mems.begin(), cpuset_mems.end(), n) != cpuset_mems.end();
+  }
+  /// The cpus of kernel node n this process may run on.
+  std::vector<unsigned> allowed_cpus(std::size_t n) const {
+    std::vector<unsigned> out;
+    for (unsigned c : node_cpus[n])
+      if (cpu_allowed(c)) out.push_back(c);
+    return out;
+  }
+  std::size_t allowed_cpu_count() const {
+    std::size_t k = 0;
+    for (std::size_t n = 0; n < nodes(); ++n) k += allowed_cpus(n).size();
+    return k;
+  }
+  /// Packages numamap must count: those with a cpu the process may use.
+  std::size_t expected_packages() const {
+    if (!restricted()) return packages;
+    std::vector<unsigned> p;
+    for (std::size_t n = 0; n < nodes(); ++n)
+      if (!allowed_cpus(n).empty() && std::find(p.begin(), p.end(), node_package[n]) == p.end())
+        p.push_back(node_package[n]);
+    return p.size();
+  }
 
   /// The kernel's nodes: 0 .. nodes() - 1, with or without memory and cpus.
   std::size_t nodes() const { return node_cpus.size(); }
   unsigned distance(std::size_t a, std::size_t b) const { return distances.at(a * nodes() + b); }
 
-  /// numamap's contract (topology.hpp): only nodes with memory count, and each cpu belongs to
-  /// its nearest node with memory (the kernel's cpu_to_node / numa_mem_id); a memory-less
-  /// node's cpus go to the node with memory at the smallest distance (scenarios avoid ties).
+  /// numamap's contract (topology.hpp): only nodes with memory that the process may use
+  /// count, with the cpus it may use; each cpu belongs to its nearest node with memory (the
+  /// kernel's cpu_to_node / numa_mem_id): a memory-less node's cpus go to the node with memory
+  /// at the smallest distance (scenarios avoid ties). A node without cpus is in no package.
   std::vector<view_node> numamap_nodes() const {
     std::vector<view_node> out;
     for (std::size_t n = 0; n < nodes(); ++n) {
-      if (node_mem_mib[n] == 0) continue;
+      if (node_mem_mib[n] == 0 || !node_allowed(n)) continue;
       view_node v;
       v.id = static_cast<unsigned>(n);
-      v.cpus = node_cpus[n];
+      v.cpus = allowed_cpus(n);
       v.package = node_cpus[n].empty() ? none : node_package[n];
       v.mem_mib = node_mem_mib[n];
       out.push_back(v);
     }
     for (std::size_t n = 0; n < nodes(); ++n) {
-      if (node_mem_mib[n] != 0 || node_cpus[n].empty() || out.empty()) continue;
+      if (node_mem_mib[n] != 0 || allowed_cpus(n).empty() || out.empty()) continue;
       view_node* best = &out.front();
       for (view_node& v : out)
         if (distance(n, v.id) < distance(n, best->id)) best = &v;
-      best->cpus.insert(best->cpus.end(), node_cpus[n].begin(), node_cpus[n].end());
+      const std::vector<unsigned> c = allowed_cpus(n);
+      best->cpus.insert(best->cpus.end(), c.begin(), c.end());
       if (best->package == none) best->package = node_package[n];
     }
     for (view_node& v : out) std::sort(v.cpus.begin(), v.cpus.end());
@@ -222,7 +259,9 @@ inline layout parse_layout(int argc, char** argv) {
   l.tiny_node = std::stoi(need("tiny-node"));
   l.entries = std::stoul(need("entries"));
   if (kv.count("source")) l.source = kv["source"];
-  if (kv.count("topology-only")) l.topology_only = kv["topology-only"] == "1";
+  if (kv.count("pass")) l.pass = kv["pass"];
+  if (kv.count("cpuset-cpus")) l.cpuset_cpus = parse_cpu_list(kv["cpuset-cpus"]);
+  if (kv.count("cpuset-mems")) l.cpuset_mems = parse_cpu_list(kv["cpuset-mems"]);
   if (l.node_cpus.size() != n || l.node_package.size() != n || l.node_mem_mib.size() != n ||
       l.distances.size() != n * n)
     throw std::invalid_argument(
@@ -321,5 +360,6 @@ void check_topology(const layout& want);
 void check_current_node(const layout& want);
 void check_current_node_migration(const layout& want);
 void run_placement_sections(const layout& want);
+void run_cpuset_map_section(const layout& want);
 
 }  // namespace numa_vm

@@ -409,9 +409,15 @@ void check_preferred_overflow(const layout& want) {
 
 }  // namespace
 
+void run_cpuset_map_section(const layout& want) {
+  pin_to_cpu(want.allowed_cpus(0).at(0));
+  run_section(cat("concurrent_map<u64,u64> with ", want.entries, " entries [", want.pass, "]"),
+              [&] { check_map_u64(want); });
+}
+
 void run_placement_sections(const layout& want) {
   // Every allocation below is made by a thread on node 0.
-  pin_to_cpu(want.node_cpus.at(0).at(0));
+  pin_to_cpu(want.allowed_cpus(0).at(0));
   run_section("numa_memory(preferred) on each node", [&] { check_numa_memory_per_node(want); });
   run_section(cat("concurrent_map<u64,u64> with ", want.entries, " entries"),
               [&] { check_map_u64(want); });

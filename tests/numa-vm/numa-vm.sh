@@ -63,8 +63,11 @@ done
 #   packages   packages (sockets) hwloc must report
 #   dist       "src:dst:val" for src < dst
 #   tiny       the small node the bind/preferred exhaustion tests use, or -1
+#   cpuset_cpus, cpuset_mems   if set, a cgroup v2 cpuset some checks are repeated in
 scenario_define() {
   tiny=-1
+  cpuset_cpus=""
+  cpuset_mems=""
   case "$1" in
     two-nodes)
       # 2 nodes in 1 package, distance 11.
@@ -83,6 +86,9 @@ scenario_define() {
       node_pkg=(0 0 1 1)
       packages=2
       dist=(0:1:11 0:2:21 0:3:21 1:2:21 1:3:21 2:3:11)
+      # Also run in a cgroup cpuset of one node per package: only nodes 0 and 2 may count.
+      cpuset_cpus="0,2"
+      cpuset_mems="0,2"
       ;;
     tiny-node)
       # 4 nodes, node 1 has 64 MiB: bind must throw std::bad_alloc, preferred must spill.
@@ -151,6 +157,9 @@ scenario_guest_args() {
   guest_args=(--scenario "$1" --nodes "$n" --packages "$packages" --node-cpus "$cpus"
               --node-packages "$pkgs" --node-mem-mib "$mem" --distances "$matrix" --tiny-node "$tiny"
               --entries "$entries")
+  if [ -n "$cpuset_cpus" ]; then
+    guest_args+=(--cpuset-cpus "$cpuset_cpus" --cpuset-mems "$cpuset_mems")
+  fi
 }
 
 if [ "$list_only" -eq 1 ]; then
