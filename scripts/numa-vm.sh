@@ -4,7 +4,7 @@
 #
 # Usage: scripts/numa-vm.sh [--build-dir DIR] [numa-vm.sh options] [SCENARIO...]
 #   --build-dir DIR   where to configure and build (default build/numa-vm, Release, hwloc+libnuma)
-#   SCENARIO          two-nodes, two-packages, tiny-node (default: all three)
+#   SCENARIO          two-nodes, two-packages, tiny-node, odd-nodes (default: all four)
 # Other options (--timeout SEC, --entries N, --cache DIR, --list) go to tests/numa-vm/numa-vm.sh.
 # Needs: cmake, a C++17 compiler, libhwloc-dev, libnuma-dev, qemu-system-x86, busybox-static,
 # cpio, and apt (to fetch Debian's cloud kernel) or NUMAMAP_VM_KERNEL.
