@@ -115,7 +115,17 @@ struct cell {
 
 struct run_options {
   double seconds = 1.0;
+  double warmup = 0.25;  // untimed seconds of the same mix right before the timed ones
   bool pin = true;
+};
+
+// How the main thread steers the workers of one run: start, end the warm-up, start timing,
+// stop. relaxed flags: they only end loops; results are read after join().
+struct run_control {
+  explicit run_control(unsigned workers) : warm(workers + 1), go(workers + 1) {}
+  start_line warm, go;
+  std::atomic<bool> warm_stop{false};
+  std::atomic<bool> stop{false};
 };
 
 struct row {
@@ -218,8 +228,8 @@ inline std::uint64_t fresh_base(unsigned t) {
 }
 
 template <class Map, class Keys>
-void worker(Map& map, const Keys& keys, const cell& c, unsigned t, const std::atomic<bool>& stop,
-            start_line& line, thread_state& st, bool pin) {
+void worker(Map& map, const Keys& keys, const cell& c, unsigned t, run_control& ctl,
+            thread_state& st, bool pin) {
   if (pin) pin_to_cpu(t);
   wyrand rng(0x9e3779b97f4a7c15ULL * (t + 1) + c.size);
   const std::uint64_t n = c.size;
@@ -285,12 +295,17 @@ void worker(Map& map, const Keys& keys, const cell& c, unsigned t, const std::at
     return op_load;
   };
 
-  line.arrive_and_wait();
+  ctl.warm.arrive_and_wait();
+  // Warm-up: the same mix, untimed (caches, TLB, and a map's own lazy work such as
+  // promoting what a bulk load left in a side table, settle before timing).
+  while (!ctl.warm_stop.load(std::memory_order_relaxed)) {
+    for (int j = 0; j < 64; ++j) step();
+  }
+  ctl.go.arrive_and_wait();
   const double cpu0 = thread_cpu_seconds();
   st.start = std::chrono::steady_clock::now();
   std::uint64_t ops = 0;
-  // relaxed: the flag only ends the loop; the results are read after join().
-  while (!stop.load(std::memory_order_relaxed)) {
+  while (!ctl.stop.load(std::memory_order_relaxed)) {
     const std::uint64_t t0 = cycle_clock::start();
     const int kind = step();
     const std::uint64_t t1 = cycle_clock::stop();
@@ -361,16 +376,18 @@ class prepared_map final : public prepared {
     row out = base_;
     std::vector<std::unique_ptr<thread_state>> states;
     for (unsigned t = 0; t < c_.threads; ++t) states.push_back(std::make_unique<thread_state>());
-    std::atomic<bool> stop{false};
-    start_line line(c_.threads + 1);
+    run_control ctl(c_.threads);
     std::vector<std::thread> threads;
     for (unsigned t = 0; t < c_.threads; ++t) {
       threads.emplace_back(worker<Map, Keys>, std::ref(*map_), std::cref(keys_), std::cref(c_), t,
-                           std::cref(stop), std::ref(line), std::ref(*states[t]), opt.pin);
+                           std::ref(ctl), std::ref(*states[t]), opt.pin);
     }
-    line.arrive_and_wait();
+    ctl.warm.arrive_and_wait();
+    if (opt.warmup > 0) std::this_thread::sleep_for(std::chrono::duration<double>(opt.warmup));
+    ctl.warm_stop.store(true, std::memory_order_relaxed);
+    ctl.go.arrive_and_wait();
     std::this_thread::sleep_for(std::chrono::duration<double>(opt.seconds));
-    stop.store(true, std::memory_order_relaxed);  // relaxed: see the worker loop
+    ctl.stop.store(true, std::memory_order_relaxed);
     for (auto& th : threads) th.join();
 
     latency_histogram all, loads;
@@ -587,6 +604,7 @@ struct config {
   std::vector<cell> extra;  // cells added by --quick beyond the grid
   int reps = 3;
   double seconds = 1.0;
+  double warmup = -1;  // < 0: a quarter of seconds
   std::string out = "bench-results";
   bool pin = true;
   std::string mode = "full";
@@ -664,6 +682,8 @@ void usage() {
       "                     the cpu count)\n"
       "  --reps N           repetitions of each cell, maps interleaved (default 3)\n"
       "  --seconds S        timed seconds per run (default 1.0)\n"
+      "  --warmup S         untimed seconds of the same mix before each run (default: a\n"
+      "                     quarter of --seconds)\n"
       "  --out DIR          where results.csv and meta.json go (default bench-results)\n"
       "  --no-pin           do not pin worker threads to cpus\n"
       "  --list             print the maps found and the mixes, then exit\n");
@@ -724,6 +744,8 @@ config parse(int argc, char** argv) {
       cfg.reps = std::stoi(value());
     } else if (a == "--seconds") {
       cfg.seconds = std::stod(value());
+    } else if (a == "--warmup") {
+      cfg.warmup = std::stod(value());
     } else if (a == "--out") {
       cfg.out = value();
     } else if (a == "--no-pin") {
@@ -804,6 +826,7 @@ void write_meta(const config& cfg, const std::vector<map_entry>& maps, int argc,
   f << "  \"build_type\": \"" << json_escape(NUMAMAP_BENCH_BUILD_TYPE) << "\",\n";
   f << "  \"flags\": \"" << json_escape(NUMAMAP_BENCH_CXX_FLAGS) << "\",\n";
   f << "  \"seconds_per_run\": " << cfg.seconds << ",\n";
+  f << "  \"warmup_seconds\": " << (cfg.warmup >= 0 ? cfg.warmup : cfg.seconds / 4) << ",\n";
   f << "  \"reps\": " << cfg.reps << ",\n";
   f << "  \"pinned\": " << (cfg.pin ? "true" : "false") << ",\n";
   f << "  \"load_average_start\": \"" << load_start << "\",\n";
@@ -893,6 +916,7 @@ int run(int argc, char** argv) {
   std::fputs(csv_header, f);
   run_options opt;
   opt.seconds = cfg.seconds;
+  opt.warmup = cfg.warmup >= 0 ? cfg.warmup : cfg.seconds / 4;
   opt.pin = cfg.pin;
   int failures = 0;
   const auto t_start = std::chrono::steady_clock::now();
