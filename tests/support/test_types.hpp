@@ -178,19 +178,31 @@ struct faulty_equal {
 /// Moves never throw. Not trivially copyable: stored out of line.
 class faulty_value {
  public:
-  explicit faulty_value(std::uint64_t v = 0) : v_(v), pad_("fv") {}
+  /// Live instances, to find values leaked on an exception path.
+  static std::atomic<long>& live() {
+    static std::atomic<long> n{0};
+    return n;
+  }
+  explicit faulty_value(std::uint64_t v = 0) : v_(v), pad_("fv") { live().fetch_add(1); }
   faulty_value(const faulty_value& o) : v_(o.v_), pad_(o.pad_) {
     if (copy_faults().tick()) throw injected_fault("injected fault in a value copy");
+    live().fetch_add(1);
   }
-  faulty_value(faulty_value&& o) noexcept = default;
+  faulty_value(faulty_value&& o) noexcept : v_(o.v_), pad_(std::move(o.pad_)) {
+    live().fetch_add(1);
+  }
   faulty_value& operator=(const faulty_value& o) {
     if (copy_faults().tick()) throw injected_fault("injected fault in a value copy");
     v_ = o.v_;
     pad_ = o.pad_;
     return *this;
   }
-  faulty_value& operator=(faulty_value&& o) noexcept = default;
-  ~faulty_value() = default;
+  faulty_value& operator=(faulty_value&& o) noexcept {
+    v_ = o.v_;
+    pad_ = std::move(o.pad_);
+    return *this;
+  }
+  ~faulty_value() { live().fetch_sub(1); }
   std::uint64_t get() const noexcept { return v_; }
   friend bool operator==(const faulty_value& a, const faulty_value& b) noexcept {
     return a.v_ == b.v_;

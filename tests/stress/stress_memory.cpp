@@ -1,0 +1,236 @@
+// SPEC "The map": "Memory of erased entries and replaced values is reclaimed once no reader can
+// still see it, also when threads come and go; destroying the map frees everything."
+//
+// - counted values (a live-instance counter) go back to zero after churn from several
+//   threads and the map's destruction;
+// - during a long churn at steady size, live values stay bounded (sampled while it runs):
+//   garbage is collected as it goes, not only at destruction;
+// - threads that come and go (each does some churn, then exits) leave no garbage behind
+//   once the map is destroyed, and do not make garbage grow without bound;
+// - counting_memory<heap_memory> has live_bytes() == 0 after destruction; checked_memory
+//   sees every block given back with its own size, alignment and node.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <thread>
+
+#include "map_kinds.hpp"
+#include "stress_util.hpp"
+#include "test_catch.hpp"
+#include "test_env.hpp"
+#include "watchdog.hpp"
+
+using numamap_test::checked_memory;
+using numamap_test::counted;
+using numamap_test::error_log;
+
+namespace {
+
+using counted_map = numamap::concurrent_map<std::uint64_t, counted>;
+
+// One churn op on keys [0, keys): every kind of write, plus reads that copy values out.
+template <class Map, class MakeValue>
+void churn_op(Map& m, std::mt19937_64& rng, std::uint64_t keys, MakeValue make) {
+  const std::uint64_t k = rng() % keys;
+  switch (rng() % 10) {
+    case 0:
+    case 1:
+      m.store(k, make(rng()));
+      break;
+    case 2:
+      (void)m.exchange(k, make(rng()));
+      break;
+    case 3:
+      (void)m.load_or_store(k, make(rng()));
+      break;
+    case 4:
+      (void)m.erase(k);
+      break;
+    case 5:
+      (void)m.load_and_delete(k);
+      break;
+    case 6: {
+      auto cur = m.load(k);
+      if (cur) (void)m.compare_and_swap(k, *cur, make(rng()));
+      break;
+    }
+    case 7: {
+      auto cur = m.load(k);
+      if (cur) (void)m.compare_and_delete(k, *cur);
+      break;
+    }
+    case 8:
+      (void)m.load_or_compute(k, [&] { return make(rng()); });
+      break;
+    case 9:
+      (void)m.load(k);
+      (void)m.contains(k);
+      break;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("memory: counted values return to zero after churn from 4 threads and destruction",
+          "[stress][memory]") {
+  const std::uint64_t seed = numamap_test::test_seed("memory.churn");
+  INFO("seed " << seed);
+  numamap_test::watchdog dog("memory.churn", std::chrono::seconds(120));
+  const long base = counted::live().load();
+  {
+    counted_map m;
+    numamap_test::run_threads(4, [&](std::size_t t) {
+      std::mt19937_64 rng(seed + t);
+      for (std::uint64_t i = 0; i < numamap_test::scaled(20000); ++i)
+        churn_op(m, rng, 128, [](std::uint64_t v) { return counted(v); });
+    });
+    // Every live key holds one value; garbage may still wait for reclamation.
+    CHECK(counted::live().load() - base >= static_cast<long>(m.size()));
+    m.clear();
+    CHECK(m.empty());
+  }
+  CHECK(counted::live().load() == base);
+}
+
+TEST_CASE("memory: live values stay bounded during a long churn at steady size",
+          "[stress][memory]") {
+  constexpr std::uint64_t keys = 256;
+  constexpr std::size_t threads = 4;
+  // Steady size * small factor + a constant for what the reclamation may hold back (a batch
+  // per thread and two epochs' worth). Far below the number of values the churn replaces.
+  constexpr long bound = 8 * static_cast<long>(keys) + 4096;
+  const std::uint64_t ops = numamap_test::scaled(50000, 2);
+  const std::uint64_t seed = numamap_test::test_seed("memory.bounded");
+  INFO("seed " << seed << ", bound " << bound);
+  numamap_test::watchdog dog("memory.bounded", std::chrono::seconds(180));
+  const long base = counted::live().load();
+  long peak = 0;
+  std::atomic<std::uint64_t> replaced{0};
+  {
+    counted_map m;
+    for (std::uint64_t k = 0; k < keys; ++k) m.store(k, counted(k));
+    std::atomic<bool> done{false};
+    std::thread sampler([&] {
+      while (!done.load()) {
+        peak = std::max(peak, counted::live().load() - base);
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+    });
+    numamap_test::run_threads(threads, [&](std::size_t t) {
+      std::mt19937_64 rng(seed + t);
+      std::uint64_t n = 0;
+      for (std::uint64_t i = 0; i < ops; ++i) {
+        // Steady size: writes that replace or re-insert, never a growing key set.
+        const std::uint64_t k = rng() % keys;
+        switch (rng() % 4) {
+          case 0:
+            m.store(k, counted(i));
+            break;
+          case 1:
+            (void)m.exchange(k, counted(i));
+            break;
+          case 2:
+            (void)m.erase(k);
+            (void)m.load_or_store(k, counted(i));
+            break;
+          case 3:
+            (void)m.load(k);
+            break;
+        }
+        ++n;
+      }
+      replaced.fetch_add(n);
+    });
+    done.store(true);
+    sampler.join();
+    peak = std::max(peak, counted::live().load() - base);
+    CHECK(m.size() <= keys);
+  }
+  CHECK(replaced.load() > static_cast<std::uint64_t>(bound));  // the bound can be exceeded
+  CHECK(peak <= bound);
+  CHECK(counted::live().load() == base);
+}
+
+TEST_CASE("memory: threads that come and go leave no garbage; garbage stays bounded",
+          "[stress][memory]") {
+  constexpr std::uint64_t keys = 64;
+  constexpr long bound = 8 * static_cast<long>(keys) + 4096;
+  const std::uint64_t waves = numamap_test::scaled(40, 2);
+  const std::uint64_t seed = numamap_test::test_seed("memory.waves");
+  INFO("seed " << seed);
+  numamap_test::watchdog dog("memory.waves", std::chrono::seconds(180));
+  const long base = counted::live().load();
+  long peak = 0;
+  {
+    counted_map m;
+    for (std::uint64_t w = 0; w < waves; ++w) {
+      // Fresh threads every wave: each claims a reclamation slot, churns, and exits.
+      numamap_test::run_threads(3, [&](std::size_t t) {
+        std::mt19937_64 rng(seed + w * 16 + t);
+        for (int i = 0; i < 1500; ++i)
+          churn_op(m, rng, keys, [](std::uint64_t v) { return counted(v); });
+      });
+      peak = std::max(peak, counted::live().load() - base);
+    }
+    // The main thread keeps using the map after all the others are gone.
+    std::mt19937_64 rng(seed);
+    for (int i = 0; i < 5000; ++i)
+      churn_op(m, rng, keys, [](std::uint64_t v) { return counted(v); });
+    peak = std::max(peak, counted::live().load() - base);
+  }
+  CHECK(peak <= bound);
+  CHECK(counted::live().load() == base);
+}
+
+TEST_CASE("memory: counting_memory<heap_memory> has live_bytes() == 0 after destruction",
+          "[stress][memory]") {
+  using map_t = numamap::concurrent_map<std::uint64_t, std::string, std::hash<std::uint64_t>,
+                                        std::equal_to<std::uint64_t>,
+                                        numamap::counting_memory<numamap::heap_memory>>;
+  numamap::counting_memory<numamap::heap_memory> mem;
+  const std::uint64_t seed = numamap_test::test_seed("memory.counting");
+  INFO("seed " << seed);
+  numamap_test::watchdog dog("memory.counting", std::chrono::seconds(120));
+  {
+    map_t::options o;
+    o.memory = mem;
+    map_t m(o);
+    CHECK(mem.live_bytes() > 0);  // the map's own memory comes from the resource
+    numamap_test::run_threads(4, [&](std::size_t t) {
+      std::mt19937_64 rng(seed + t);
+      for (std::uint64_t i = 0; i < numamap_test::scaled(10000); ++i)
+        churn_op(m, rng, 200, [](std::uint64_t v) { return std::string(48, char('a' + v % 26)); });
+    });
+    CHECK(mem.live_bytes() > 0);
+    CHECK(mem.total_allocations() > mem.live_allocations());
+  }
+  CHECK(mem.live_bytes() == 0);
+  CHECK(mem.live_allocations() == 0);
+}
+
+TEST_CASE("memory: every block goes back with its size, alignment and node, under churn",
+          "[stress][memory]") {
+  using map_t = numamap::concurrent_map<std::uint64_t, std::string, std::hash<std::uint64_t>,
+                                        std::equal_to<std::uint64_t>, checked_memory>;
+  checked_memory mem;
+  const std::uint64_t seed = numamap_test::test_seed("memory.checked");
+  INFO("seed " << seed);
+  numamap_test::watchdog dog("memory.checked", std::chrono::seconds(120));
+  {
+    map_t::options o;
+    o.memory = mem;
+    map_t m(o);
+    numamap_test::run_threads(4, [&](std::size_t t) {
+      std::mt19937_64 rng(seed + t);
+      for (std::uint64_t i = 0; i < numamap_test::scaled(5000); ++i)
+        churn_op(m, rng, 100, [](std::uint64_t v) { return std::string(40, char('A' + v % 26)); });
+    });
+  }
+  INFO(mem.ledger().error_text());
+  CHECK(mem.ledger().errors.load() == 0);
+  CHECK(mem.ledger().live_blocks() == 0);
+  CHECK(mem.ledger().live_bytes.load() == 0);
+}
