@@ -218,12 +218,22 @@ for c in "${configs[@]}"; do
 done
 overall=$(($(date +%s) - overall_start))
 
+# Formatting is reported, not enforced here: `scripts/format.sh --check` lists the files.
+format_note=""
+if command -v clang-format >/dev/null && [[ -d .git ]]; then
+  unformatted=$(scripts/format.sh --check 2>/dev/null | grep -c '^not formatted' || true)
+  if ((unformatted)); then
+    format_note="$unformatted C++ files are not clang-formatted (scripts/format.sh --check)"
+  fi
+fi
+
 log "summary"
 for c in "${configs[@]}"; do
   [[ -n ${cfg_time[$c]:-} ]] || continue
   printf '  %-11s %4ds  %s\n' "$c" "${cfg_time[$c]}" "${cfg_result[$c]}"
 done
 printf '  %-11s %4ds\n' total "$overall"
+[[ -z $format_note ]] || echo "  note: $format_note"
 echo "$total_passed passed, $total_failed failed"
 if ((any_failed || total_failed)); then
   exit 1
