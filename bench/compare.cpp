@@ -24,6 +24,8 @@
 // and a Markdown table.
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -607,6 +609,9 @@ struct config {
   double warmup = -1;  // < 0: a quarter of seconds
   std::string out = "bench-results";
   bool pin = true;
+  bool isolate = true;     // run each cell in a child process (a pristine heap per cell)
+  std::string child_cell;  // internal: this process is the child running one cell
+  std::string child_csv;   // internal: where the child appends its rows
   std::string mode = "full";
 };
 
@@ -686,6 +691,8 @@ void usage() {
       "                     quarter of --seconds)\n"
       "  --out DIR          where results.csv and meta.json go (default bench-results)\n"
       "  --no-pin           do not pin worker threads to cpus\n"
+      "  --no-isolate       run all cells in this process (default: each cell in a fresh\n"
+      "                     child process, so every cell starts from a pristine heap)\n"
       "  --list             print the maps found and the mixes, then exit\n");
 }
 
@@ -750,6 +757,12 @@ config parse(int argc, char** argv) {
       cfg.out = value();
     } else if (a == "--no-pin") {
       cfg.pin = false;
+    } else if (a == "--no-isolate") {
+      cfg.isolate = false;
+    } else if (a == "--child-cell") {
+      cfg.child_cell = value();
+    } else if (a == "--child-csv") {
+      cfg.child_csv = value();
     } else if (a == "--list") {
       std::printf("maps:\n");
       for (const auto& m : all_maps())
@@ -829,6 +842,7 @@ void write_meta(const config& cfg, const std::vector<map_entry>& maps, int argc,
   f << "  \"warmup_seconds\": " << (cfg.warmup >= 0 ? cfg.warmup : cfg.seconds / 4) << ",\n";
   f << "  \"reps\": " << cfg.reps << ",\n";
   f << "  \"pinned\": " << (cfg.pin ? "true" : "false") << ",\n";
+  f << "  \"isolated_cells\": " << (cfg.isolate ? "true" : "false") << ",\n";
   f << "  \"load_average_start\": \"" << load_start << "\",\n";
   f << "  \"load_average_end\": \"" << load_end << "\",\n";
   f << "  \"latency\": \"1 op in 64 timed with "
@@ -866,7 +880,103 @@ void write_row(std::FILE* f, const row& r) {
   std::fflush(f);
 }
 
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& x : v) out += (out.empty() ? "" : ",") + x;
+  return out;
+}
+
+// Runs one cell in this process: every map `reps` times, interleaved. Rows go to `f`.
+int run_cell(const cell& c, const std::vector<const map_entry*>& runnable, const config& cfg,
+             const run_options& opt, std::FILE* f) {
+  int failures = 0;
+  auto report = [&](row r, int rep) {
+    r.rep = rep;
+    write_row(f, r);
+    std::printf("  %-18s %9.2f Mops/s  p50 %6.0f ns  p99 %7.0f ns  %6.1f B/entry  cpu %.2f%s%s\n",
+                r.map.c_str(), r.mops, r.p50, r.p99, r.rss_bytes_per_entry, r.cpu_share,
+                r.check == "ok" ? "" : "  CHECK FAILED: ", r.check == "ok" ? "" : r.check.c_str());
+    std::fflush(stdout);
+    if (r.check != "ok") ++failures;
+  };
+  if (c.mix->kind == mix_kind::read_write) {
+    // The key set stays: prefill every map once, then interleave the timed runs.
+    std::vector<std::unique_ptr<prepared>> live;
+    for (const map_entry* m : runnable) live.push_back(m->prepare(c, opt));
+    for (int rep = 0; rep < cfg.reps; ++rep)
+      for (std::size_t k = 0; k < live.size(); ++k)
+        report(live[(k + static_cast<std::size_t>(rep)) % live.size()]->run(opt), rep);
+  } else {
+    for (int rep = 0; rep < cfg.reps; ++rep) {
+      for (std::size_t k = 0; k < runnable.size(); ++k) {
+        const map_entry& m = *runnable[(k + static_cast<std::size_t>(rep)) % runnable.size()];
+        report(m.prepare(c, opt)->run(opt), rep);
+      }
+    }
+  }
+  return failures;
+}
+
+// Runs one cell in a child process (this executable with --child-cell) and appends its rows
+// to `f`. Returns the number of failed runs (a child that died counts as one).
+int run_cell_isolated(const cell& c, const std::vector<const map_entry*>& runnable,
+                      const config& cfg, const run_options& opt, std::FILE* f) {
+  std::vector<std::string> names;
+  for (const map_entry* m : runnable) names.push_back(m->name);
+  const std::string part = cfg.out + "/.cell.csv";
+  std::remove(part.c_str());
+  char buf[64];
+  std::vector<std::string> args = {
+      "/proc/self/exe",
+      "--child-cell",
+      std::string(c.mix->name) + ":" + std::to_string(c.size) + ":" + std::to_string(c.threads),
+      "--child-csv",
+      part,
+      "--maps",
+      join(names),
+      "--reps",
+      std::to_string(cfg.reps)};
+  std::snprintf(buf, sizeof buf, "%.17g", opt.seconds);
+  args.insert(args.end(), {"--seconds", buf});
+  std::snprintf(buf, sizeof buf, "%.17g", opt.warmup);
+  args.insert(args.end(), {"--warmup", buf});
+  if (!opt.pin) args.push_back("--no-pin");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::fflush(stdout);
+  std::fflush(f);
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  int failures = 0;
+  int rows = 0;
+  std::ifstream in(part);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    ++rows;
+    std::fputs((line + "\n").c_str(), f);
+    if (line.substr(line.rfind(',') + 1) != "ok") ++failures;
+  }
+  std::fflush(f);
+  std::remove(part.c_str());
+  if (!WIFEXITED(status) || (WEXITSTATUS(status) != 0 && failures == 0)) {
+    std::fprintf(stderr, "FAIL: the child process for %s size=%s threads=%u ended with status %d\n",
+                 c.mix->name, size_label(c.size).c_str(), c.threads, status);
+    ++failures;
+  }
+  if (rows == 0 && failures == 0) ++failures;
+  return failures;
+}
+
 int run(int argc, char** argv) {
+  fix_mmap_threshold();
   const config cfg = parse(argc, argv);
   std::vector<map_entry> maps;
   for (auto& m : all_maps()) {
@@ -879,6 +989,30 @@ int run(int argc, char** argv) {
                   NUMAMAP_BENCH_SKIPPED);
   }
   if (maps.empty()) throw std::invalid_argument("no map selected");
+
+  run_options opt;
+  opt.seconds = cfg.seconds;
+  opt.warmup = cfg.warmup >= 0 ? cfg.warmup : cfg.seconds / 4;
+  opt.pin = cfg.pin;
+
+  if (!cfg.child_cell.empty()) {
+    // The child: one cell, rows appended to --child-csv, no smoke tests (the parent ran them).
+    const auto p1 = cfg.child_cell.find(':');
+    const auto p2 = cfg.child_cell.rfind(':');
+    if (p1 == std::string::npos || p1 == p2) throw std::invalid_argument("bad --child-cell");
+    const mix_def* mix = find_mix(cfg.child_cell.substr(0, p1));
+    if (!mix) throw std::invalid_argument("bad --child-cell mix");
+    const cell c{mix, std::stoull(cfg.child_cell.substr(p1 + 1, p2 - p1 - 1)),
+                 static_cast<unsigned>(std::stoul(cfg.child_cell.substr(p2 + 1)))};
+    std::vector<const map_entry*> runnable;
+    for (const auto& m : maps)
+      if (m.thread_safe || c.threads == 1) runnable.push_back(&m);
+    std::FILE* f = std::fopen(cfg.child_csv.c_str(), "a");
+    if (!f) throw std::runtime_error("cannot write " + cfg.child_csv);
+    const int failures = run_cell(c, runnable, cfg, opt, f);
+    std::fclose(f);
+    return failures ? 1 : 0;
+  }
   std::printf("not built (missing at configure time): %s\n", NUMAMAP_BENCH_SKIPPED);
 
   mkdir(cfg.out.c_str(), 0755);
@@ -914,10 +1048,6 @@ int run(int argc, char** argv) {
   std::FILE* f = std::fopen(csv.c_str(), "w");
   if (!f) throw std::runtime_error("cannot write " + csv);
   std::fputs(csv_header, f);
-  run_options opt;
-  opt.seconds = cfg.seconds;
-  opt.warmup = cfg.warmup >= 0 ? cfg.warmup : cfg.seconds / 4;
-  opt.pin = cfg.pin;
   int failures = 0;
   const auto t_start = std::chrono::steady_clock::now();
   for (std::size_t ci = 0; ci < cells.size(); ++ci) {
@@ -928,31 +1058,8 @@ int run(int argc, char** argv) {
     if (runnable.empty()) continue;
     std::printf("[%zu/%zu] %s size=%s threads=%u\n", ci + 1, cells.size(), c.mix->name,
                 size_label(c.size).c_str(), c.threads);
-    auto report = [&](row r, int rep) {
-      r.rep = rep;
-      write_row(f, r);
-      std::printf(
-          "  %-18s %9.2f Mops/s  p50 %6.0f ns  p99 %7.0f ns  %6.1f B/entry  cpu %.2f%s%s\n",
-          r.map.c_str(), r.mops, r.p50, r.p99, r.rss_bytes_per_entry, r.cpu_share,
-          r.check == "ok" ? "" : "  CHECK FAILED: ", r.check == "ok" ? "" : r.check.c_str());
-      std::fflush(stdout);
-      if (r.check != "ok") ++failures;
-    };
-    if (c.mix->kind == mix_kind::read_write) {
-      // The key set stays: prefill every map once, then interleave the timed runs.
-      std::vector<std::unique_ptr<prepared>> live;
-      for (const map_entry* m : runnable) live.push_back(m->prepare(c, opt));
-      for (int rep = 0; rep < cfg.reps; ++rep)
-        for (std::size_t k = 0; k < live.size(); ++k)
-          report(live[(k + static_cast<std::size_t>(rep)) % live.size()]->run(opt), rep);
-    } else {
-      for (int rep = 0; rep < cfg.reps; ++rep) {
-        for (std::size_t k = 0; k < runnable.size(); ++k) {
-          const map_entry& m = *runnable[(k + static_cast<std::size_t>(rep)) % runnable.size()];
-          report(m.prepare(c, opt)->run(opt), rep);
-        }
-      }
-    }
+    failures += cfg.isolate ? run_cell_isolated(c, runnable, cfg, opt, f)
+                            : run_cell(c, runnable, cfg, opt, f);
   }
   std::fclose(f);
   write_meta(cfg, maps, argc, argv, load_start, load_average());

@@ -248,6 +248,16 @@ inline void trim_heap() {
 #endif
 }
 
+/// Fixes glibc's mmap threshold at 1 MiB. By default glibc raises the threshold each time a
+/// large mmap'ed block is freed, after which the next map's big arrays come from the heap and
+/// stay resident after they are freed, which skews the next map's resident-set delta. With a
+/// fixed threshold every large array is its own mapping and goes back when freed.
+inline void fix_mmap_threshold() {
+#if defined(__GLIBC__)
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
+}
+
 /// Pins the calling thread to one CPU of those this process may run on (cpu index modulo
 /// their number). Returns false if the affinity call failed.
 inline bool pin_to_cpu(unsigned index) {
