@@ -64,10 +64,14 @@ def load(results_dir):
                 r[k] = float(r.get(k) or 0)
             rows.append(r)
     meta = {}
+    source_path = os.path.join(results_dir, "source.txt")
+    if os.path.exists(source_path):
+        with open(source_path) as f:
+            meta["source"] = "; ".join(line.strip() for line in f if line.strip())
     meta_path = os.path.join(results_dir, "meta.json")
     if os.path.exists(meta_path):
         with open(meta_path) as f:
-            meta = json.load(f)
+            meta.update(json.load(f))
     return rows, meta
 
 
@@ -296,6 +300,9 @@ def targets(agg, bpe):
 def markdown(agg, maps, mixes, sizes, bpe, meta):
     lines = []
     if meta:
+        if "source" in meta:
+            lines.append(f"Source: {meta['source']}.")
+            lines.append("")
         lines.append(f"Run {meta.get('date', '?')} ({meta.get('mode', '?')}): `{meta.get('command', '')}` on "
                      f"{meta.get('cpu_model', '?')}, {meta.get('cpus', '?')} cpus, {meta.get('memory', '?')}; "
                      f"{meta.get('compiler', '?')} {meta.get('build_type', '')} `{meta.get('flags', '')}`; "

@@ -45,6 +45,14 @@ compare=$(find "$build" -name numamap_compare -type f -perm -u+x | head -n 1)
 
 mkdir -p "$out"
 lscpu >"$out/lscpu.txt" 2>/dev/null || true
+# Which source was measured: the commit, and whether the map's headers had local changes.
+if git -C "$root" rev-parse HEAD >/dev/null 2>&1; then
+  {
+    echo "commit $(git -C "$root" rev-parse --short HEAD)"
+    changed=$(git -C "$root" status --porcelain -- include | wc -l)
+    echo "uncommitted changes under include/: $changed file(s)"
+  } >"$out/source.txt"
+fi
 "$compare" "${mode[@]}" --out "$out" "${extra[@]}"
 
 python=/usr/bin/python3
