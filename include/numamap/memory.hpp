@@ -22,13 +22,6 @@
 // See docs/memory.md and docs/numa.md.
 #pragma once
 
-#include "detail/libnuma.hpp"
-#include "detail/numa_arena.hpp"
-#include "detail/numa_syscalls.hpp"
-#include "fwd.hpp"
-#include "stats.hpp"
-#include "topology.hpp"
-
 #include <array>
 #include <atomic>
 #include <cstddef>
@@ -40,6 +33,13 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include "detail/libnuma.hpp"
+#include "detail/numa_arena.hpp"
+#include "detail/numa_syscalls.hpp"
+#include "fwd.hpp"
+#include "stats.hpp"
+#include "topology.hpp"
 
 NUMAMAP_BEGIN_NAMESPACE
 
@@ -112,10 +112,11 @@ class numa_state {
         good.push_back(n.id);
       } else {
         failures += (failures.empty() ? "" : "; ") + probe_failure(n.id, e);
-        // release: pairs with the acquire in slot(); nothing to publish for a heap slot, but
-        // it keeps every slot store alike.
-        slots_[n.id < max_numa_nodes ? n.id : 0].store(n.id < max_numa_nodes ? heap_slot : 0,
-                                                       std::memory_order_release);
+        if (n.id < max_numa_nodes) {
+          // relaxed: the constructor runs before any handle is shared; publishing the
+          // shared_ptr to other threads orders this store.
+          slots_[n.id].store(heap_slot, std::memory_order_relaxed);
+        }
       }
     }
     if (good.empty()) {
