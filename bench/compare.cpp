@@ -735,6 +735,11 @@ config parse(int argc, char** argv) {
       if (i + 1 >= args.size()) throw std::invalid_argument(a + " needs a value");
       return args[++i];
     };
+    static const char* const grid_options[] = {"--maps", "--mixes",   "--sizes", "--threads",
+                                               "--reps", "--seconds", "--warmup"};
+    if (cfg.mode == "full" &&
+        std::find(std::begin(grid_options), std::end(grid_options), a) != std::end(grid_options))
+      cfg.mode = "custom";
     if (a == "--quick" || a == "--smoke") {
     } else if (a == "--maps") {
       cfg.maps = split(value());

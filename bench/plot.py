@@ -373,10 +373,26 @@ def markdown(agg, maps, mixes, sizes, bpe, meta):
     return "\n".join(lines)
 
 
+def update_doc(path, text):
+    begin, end = "<!-- BEGIN table.md -->", "<!-- END table.md -->"
+    with open(path) as f:
+        doc = f.read()
+    i, j = doc.find(begin), doc.find(end)
+    if i < 0 or j < i:
+        print(f"plot.py: {path} has no {begin} ... {end} block; not updated", file=sys.stderr)
+        return
+    # The tables' headings are ###; inside the document they sit one level lower.
+    body = "\n".join("#" + line if line.startswith("### ") else line for line in text.splitlines())
+    with open(path, "w") as f:
+        f.write(doc[:i + len(begin)] + "\n" + body.rstrip() + "\n" + doc[j:])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", help="directory with results.csv and meta.json")
     ap.add_argument("--out", help="output directory (default: the results directory)")
+    ap.add_argument("--doc", help="a Markdown file whose block between the markers "
+                    "'<!-- BEGIN table.md -->' and '<!-- END table.md -->' is replaced by the table")
     args = ap.parse_args()
     out_dir = args.out or args.results
     os.makedirs(out_dir, exist_ok=True)
@@ -398,6 +414,9 @@ def main():
     with open(table, "w") as f:
         f.write(markdown(agg, maps, mixes, sizes, bpe, meta))
     written.append(table)
+    if args.doc:
+        update_doc(args.doc, open(table).read())
+        written.append(args.doc)
     for w in written:
         if w:
             print("wrote", w)

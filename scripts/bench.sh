@@ -57,5 +57,9 @@ fi
 
 python=/usr/bin/python3
 [[ -x $python ]] || python=python3
-"$python" "$root/bench/plot.py" "$out"
+doc=()
+# The default output feeds the documentation: refresh the generated tables in it too.
+[[ "$(cd "$out" && pwd)" == "$root/docs/img" && -f "$root/docs/benchmarks.md" ]] &&
+  doc=(--doc "$root/docs/benchmarks.md")
+"$python" "$root/bench/plot.py" "$out" "${doc[@]}"
 echo "bench.sh: results, plots and table.md are in $out"
