@@ -348,7 +348,8 @@ class prepared_map final : public prepared {
     map_ = std::make_unique<Map>();
     // Fill from as many threads as there are cpus (one for a map that is not thread-safe):
     // thread p stores the key numbers = p mod fillers.
-    const unsigned fillers = Map::thread_safe ? std::max(c.threads, usable_cpus()) : 1;
+    unsigned fillers = 1;
+    if (Map::thread_safe) fillers = std::max(c.threads, usable_cpus());
     const auto p0 = std::chrono::steady_clock::now();
     std::vector<std::thread> fill;
     for (unsigned p = 0; p < fillers; ++p) {
