@@ -3,18 +3,19 @@
 # against the peers, then draw the plots and the Markdown table.
 #
 #   scripts/bench.sh            full run: sizes 1K,100K,10M, threads 1..N, 3 reps of 1 s
-#                               (tens of minutes on 2 cores, ~2.5 GB of memory at 10M)
+#                               (tens of minutes on 2 cores; up to ~6 GB of memory at 10M)
 #   scripts/bench.sh --quick    1K and 100K keys, all mixes, plus read100 at 10M keys on 1
 #                               thread: under 5 minutes on 2 cores
 #   scripts/bench.sh --smoke    a token run (seconds), to check that everything works
-# Options: --out DIR (default docs/img), --build-dir DIR (default build-bench-release),
+# Options: --out DIR (default docs/img; for --smoke BUILD_DIR/bench-smoke),
+# --build-dir DIR (default build-bench-release),
 # anything after -- goes to numamap_compare (e.g. -- --maps numamap,tbb_chm --threads 1,2).
 # Writes DIR/results.csv, DIR/meta.json, DIR/lscpu.txt, DIR/*.png and DIR/table.md.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mode=()
-out="$root/docs/img"
+out=""
 build="$root/build-bench-release"
 extra=()
 while [[ $# -gt 0 ]]; do
@@ -29,12 +30,17 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
+# Real runs feed the documentation; a smoke run stays out of it.
+if [[ -z "$out" ]]; then
+  if [[ "${mode[*]:-}" == "--smoke" ]]; then out="$build/bench-smoke"; else out="$root/docs/img"; fi
+fi
+
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 if [[ -f "$root/CMakeLists.txt" ]]; then
   # The project's own build, with the benchmarks switched on and the tests off.
   cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
-    -DNUMAMAP_BUILD_BENCHMARKS=ON -DNUMAMAP_BUILD_TESTS=OFF >/dev/null
+    -DNUMAMAP_BUILD_BENCHMARKS=ON -DNUMAMAP_BUILD_TESTS=OFF -DNUMAMAP_BUILD_EXAMPLES=OFF >/dev/null
 else
   cmake -S "$root/bench" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release >/dev/null
 fi
