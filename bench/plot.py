@@ -344,7 +344,8 @@ def markdown(agg, maps, mixes, sizes, bpe, meta):
                 lines.append(row)
         lines.append("")
         t = threads[-1]
-        lines.append(f"### Latency, {size_label(n)} keys, {t} threads (ns, sampled 1 op in 64: p50 / p99 / p99.9)")
+        lines.append(f"### Latency, {size_label(n)} keys, {t} thread{'s' if t > 1 else ''} "
+                     "(ns, sampled 1 op in 64: p50 / p99 / p99.9)")
         lines.append("")
         lines.append("| mix | " + " | ".join(maps) + " |")
         lines.append("|---|" + "---|" * len(maps))
