@@ -131,6 +131,16 @@ class model_run {
     return true;
   }
 
+  /// Replays fixed steps (a trace, possibly shortened) on `m`; false at the first mismatch.
+  bool replay(map_t& m, const std::vector<step>& steps) {
+    for (const step& s : steps) {
+      trace_.push_back(s);
+      if (!apply(m, s)) return false;
+    }
+    return true;
+  }
+
+  const std::vector<step>& trace() const { return trace_; }
   std::size_t checks() const { return checks_; }
 
   std::string report() const {
@@ -315,7 +325,28 @@ void run_sequences(const std::string& name) {
     model_run<Kind> run(seed, (i % 3 == 0) ? 4 : 16);
     const bool ok = run.run(m, 150);
     checks += run.checks();
-    if (!ok) FAIL(run.report());
+    if (!ok) {
+      // Shrink the trace (drop steps while it still fails) so the report is short.
+      std::vector<step> steps = run.trace();
+      std::string shortest = run.report();
+      for (bool changed = true; changed;) {
+        changed = false;
+        for (std::size_t j = steps.size(); j-- > 0;) {
+          std::vector<step> shorter = steps;
+          shorter.erase(shorter.begin() + static_cast<std::ptrdiff_t>(j));
+          typename Kind::map_type m2(o);
+          model_run<Kind> again(seed, 16);
+          if (!again.replay(m2, shorter)) {
+            steps = again.trace();
+            shortest = again.report();
+            changed = true;
+          }
+        }
+      }
+      INFO("shrunk to " << steps.size() << " ops (shards_per_node " << o.shards_per_node << "):\n"
+                        << shortest);
+      FAIL(run.report());
+    }
   }
   CHECK(checks > sequences * 50);
 }
