@@ -24,11 +24,6 @@
 // called from any number of threads.
 #pragma once
 
-#include "detail/current_cpu.hpp"
-#include "detail/topology_raw.hpp"
-#include "detail/topology_sysfs.hpp"
-#include "fwd.hpp"
-
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -39,6 +34,11 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "detail/current_cpu.hpp"
+#include "detail/topology_raw.hpp"
+#include "detail/topology_sysfs.hpp"
+#include "fwd.hpp"
 #if NUMAMAP_HAVE_HWLOC
 #include "detail/hwloc.hpp"
 #endif
@@ -213,6 +213,7 @@ class topology {
       throw std::invalid_argument("numamap::topology: the " + std::string(source_) +
                                   " topology has no NUMA node");
     }
+    drop_memoryless_nodes(raw);
     node_id max_id = raw.nodes.back().id;
     node_index_.assign(static_cast<std::size_t>(max_id) + 1, invalid_);
     for (std::size_t i = 0; i < raw.nodes.size(); ++i) {
@@ -270,6 +271,43 @@ class topology {
         distances_[node_index_[d.from] * n + node_index_[d.to]] = d.value;
       }
     }
+  }
+
+  // A node without memory cannot hold a shard's memory: when some nodes report memory, the
+  // ones reporting none are dropped, and their cpus go to the nearest node with memory by the
+  // dropped node's distances (then same package, then lowest id), as the kernel's cpu_to_mem.
+  // hwloc 2.9 does report memory-less nodes of a real machine (seen in a QEMU guest), with
+  // local_memory 0. When no node reports memory (synthetic "[numa]" without sizes), all stay.
+  static void drop_memoryless_nodes(detail::raw_topology& raw) {
+    std::vector<detail::raw_node> kept, dropped;
+    for (const detail::raw_node& n : raw.nodes) (n.memory != 0 ? kept : dropped).push_back(n);
+    if (kept.empty() || dropped.empty()) return;
+    auto distance_of = [&](node_id from, node_id to) {
+      for (const auto& d : raw.distances) {
+        if (d.from == from && d.to == to && d.value != 0) return d.value;
+      }
+      return ~0U;  // unknown: after every known distance
+    };
+    for (auto& cpu_node : raw.cpus) {
+      const auto from =
+          std::find_if(dropped.begin(), dropped.end(),
+                       [&](const detail::raw_node& n) { return n.id == cpu_node.second; });
+      if (from == dropped.end()) continue;
+      const detail::raw_node* best = nullptr;
+      unsigned best_distance = 0;
+      for (const detail::raw_node& k : kept) {
+        const unsigned d = distance_of(from->id, k.id);
+        const bool better =
+            best == nullptr || d < best_distance ||
+            (d == best_distance && k.package == from->package && best->package != from->package);
+        if (better) {
+          best = &k;
+          best_distance = d;
+        }
+      }
+      cpu_node.second = best->id;
+    }
+    raw.nodes = std::move(kept);
   }
 
   static topology discover(bool use_hwloc, bool use_sysfs) {

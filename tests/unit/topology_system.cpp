@@ -256,3 +256,36 @@ TEST_CASE("the cached cpu is stale for at most the refresh interval", "[topology
   REQUIRE(pinned);
   CHECK(calls_until_fresh <= numamap::detail::current_cpu_refresh_interval);
 }
+
+TEST_CASE("a memory-less node is dropped; its cpus go to the nearest node with memory",
+          "[topology]") {
+  // The layout of the numa-vm "odd-nodes" guest, where hwloc 2.9 reports node 1 with
+  // local_memory 0: node 0 {0,1}, node 1 {2} without memory, node 2 {3}, node 3 no cpus.
+  numamap::detail::raw_topology raw;
+  raw.source = "test";
+  raw.nodes = {{0, 0, 512}, {1, 1, 0}, {2, 1, 384}, {3, numamap::no_package, 256}};
+  raw.cpus = {{0, 0}, {1, 0}, {2, 1}, {3, 2}};
+  const unsigned m[4][4] = {{10, 21, 21, 31}, {21, 10, 11, 31}, {21, 11, 10, 31}, {31, 31, 31, 10}};
+  for (unsigned i = 0; i < 4; ++i) {
+    for (unsigned j = 0; j < 4; ++j) raw.distances.push_back({i, j, m[i][j]});
+  }
+  const topology t = topology_access::from_raw(raw);
+  REQUIRE(t.node_count() == 3);
+  CHECK_FALSE(t.has_node(1));
+  CHECK_THROWS_AS(t.distance(1, 0), std::out_of_range);
+  CHECK(t.node_of_cpu(2) == 2);  // distance 11 to node 2, 21 to node 0
+  CHECK(t.node(2).cpus == std::vector<unsigned>{2, 3});
+  CHECK(t.node(3).cpus.empty());
+  CHECK(t.distance(0, 3) == 31);
+
+  // Without distances: the node of the same package wins, else the lowest id.
+  raw.distances.clear();
+  const topology u = topology_access::from_raw(raw);
+  CHECK(u.node_of_cpu(2) == 2);
+  raw.nodes[1].package = 7;
+  CHECK(topology_access::from_raw(raw).node_of_cpu(2) == 0);
+
+  // When no node reports memory (sizes unknown), nothing is dropped.
+  for (auto& n : raw.nodes) n.memory = 0;
+  CHECK(topology_access::from_raw(raw).node_count() == 4);
+}
