@@ -27,10 +27,6 @@
 //   the check cannot rule that out (another process may take the memory in between).
 #pragma once
 
-#include "../stats.hpp"
-#include "numa_syscalls.hpp"
-#include "page_query.hpp"
-
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -45,6 +41,10 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "../stats.hpp"
+#include "numa_syscalls.hpp"
+#include "page_query.hpp"
 
 NUMAMAP_BEGIN_NAMESPACE
 namespace detail {
@@ -126,7 +126,8 @@ inline std::uint64_t bind_headroom(std::uint64_t node_total) noexcept {
 
 class node_arena {
  public:
-  node_arena(node_id node, const placement_policy& policy) : node_(node), policy_(policy) {}
+  node_arena(node_id node, const placement_policy& policy)
+      : classes_(), node_(node), policy_(policy) {}
   node_arena(const node_arena&) = delete;
   node_arena& operator=(const node_arena&) = delete;
 
@@ -300,9 +301,9 @@ class node_arena {
     return true;
   }
 
+  class_state classes_[arena_class_count];  // first: each on its own 128-byte line
   const node_id node_;
   const placement_policy policy_;
-  class_state classes_[arena_class_count];
   mutable std::mutex region_mu_;  // guards chunks_, next_chunk_, large_
   std::vector<chunk> chunks_;
   std::size_t next_chunk_ = arena_chunk_min;
