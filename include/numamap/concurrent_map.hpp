@@ -55,6 +55,17 @@ struct has_verify_placement<
     M, std::void_t<decltype(page_placement(std::declval<const M&>().verify_placement(node_id{})))>>
     : std::true_type {};
 
+template <bool Transparent>
+struct key_arg_impl {
+  template <class K, class Key>
+  using type = Key;
+};
+template <>
+struct key_arg_impl<true> {
+  template <class K, class Key>
+  using type = K;
+};
+
 /// Test-only access to the map's internals (tests/hitpath).
 struct map_test_access;
 
@@ -70,9 +81,10 @@ class concurrent_map {
   static constexpr bool transparent =
       detail::is_transparent_t<Hash>::value && detail::is_transparent_t<KeyEqual>::value;
   // Heterogeneous lookup: with a transparent Hash and KeyEqual, K is deduced; otherwise the
-  // parameter is a plain `const Key&`.
+  // parameter is a plain `const Key&`. (A member alias template, as in Abseil: unlike
+  // std::conditional_t it leaves K deducible.)
   template <class K>
-  using key_arg = std::conditional_t<transparent, K, Key>;
+  using key_arg = typename detail::key_arg_impl<transparent>::template type<K, Key>;
 
  public:
   using key_type = Key;
@@ -287,10 +299,22 @@ class concurrent_map {
 
   /// Clear: removes every key (per key linearizable; not one atomic step for all keys).
   void clear() {
-    for (shard_t* s : shards_) {
-      auto g = domain_->pin();
-      s->clear(g.record());
+    auto g = domain_->pin();
+    // Every shard's lock, in index order (the only place that holds two), then everything
+    // that may fail, then the changes: an exception leaves the map as it was.
+    std::vector<std::unique_lock<std::mutex>> locks;
+    std::vector<typename shard_t::table_t*> fresh;
+    locks.reserve(shards_.size());
+    fresh.reserve(shards_.size());
+    for (shard_t* s : shards_) locks.emplace_back(s->mutex());
+    try {
+      detail::epoch_domain::reserve_retire(g.record(), 2 * shards_.size());
+      for (shard_t* s : shards_) fresh.push_back(s->prepare_clear_locked());
+    } catch (...) {
+      for (std::size_t i = 0; i < fresh.size(); ++i) shards_[i]->discard_table(fresh[i]);
+      throw;
     }
+    for (std::size_t i = 0; i < shards_.size(); ++i) shards_[i]->clear_locked(fresh[i]);
   }
 
   // ---- C++ conveniences -----------------------------------------------------------------

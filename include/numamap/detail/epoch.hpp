@@ -32,7 +32,10 @@
 //
 // Bound: a thread tries to advance and collect every `collect_every` retirements, so a bag
 // holds at most the objects of the last two epochs plus one batch — unless a thread stays
-// pinned (a long `range` callback), which holds every object retired meanwhile.
+// pinned, which holds back every object retired meanwhile. A thread preempted while pinned
+// (threads outnumbering cores) is the common case: a thread whose bag passes `high_water`
+// yields a few times to let it run (see collect). A long `range` callback is the other: it
+// keeps its thread pinned, and memory waits for it.
 #pragma once
 
 #include <sys/syscall.h>
@@ -44,6 +47,7 @@
 #include <exception>
 #include <mutex>
 #include <new>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -282,6 +286,10 @@ class epoch_domain {
     }
   }
 
+  /// Makes room for n more retire() calls by the record's owner, so that they cannot fail.
+  /// May throw std::bad_alloc.
+  static void reserve_retire(thread_record* r, std::size_t n) { r->bag.reserve(r->bag.size() + n); }
+
   /// Tries to advance the epoch and frees what it can (the caller's bag and orphans).
   void flush() {
     guard g = pin();
@@ -342,6 +350,7 @@ class epoch_domain {
 
  private:
   static constexpr std::size_t collect_every = 64;
+  static constexpr std::size_t high_water = 1024;
 
   NUMAMAP_NOINLINE thread_record* local_record_slow() {
     static thread_local thread_cache cache;
@@ -422,8 +431,18 @@ class epoch_domain {
 
   /// Frees what the epoch allows from r's bag and from the orphans.
   void collect(thread_record* r) noexcept {
-    const std::uint64_t e = try_advance();
+    std::uint64_t e = try_advance();
     free_old(r->bag, e);
+    // Back-pressure: a bag this full means a pinned thread blocks the epoch, most often one
+    // preempted in the middle of an operation when threads outnumber cores. Yielding lets
+    // it run to its unpin; the epoch can then advance once more and free what was retired
+    // before this thread's own pin. A few tries only: the blocker may be long-pinned (a
+    // slow range callback), and then memory waits, as with any epoch scheme.
+    for (int tries = 0; tries < 16 && r->bag.size() >= high_water; ++tries) {
+      std::this_thread::yield();
+      e = try_advance();
+      free_old(r->bag, e);
+    }
     std::unique_lock<std::mutex> lk(orphan_mu_, std::try_to_lock);
     if (lk.owns_lock() && !orphans_.empty()) free_old(orphans_, e);
   }

@@ -104,15 +104,8 @@ class shard {
   shard(Memory* mem, epoch_domain* dom, node_id node, std::size_t index,
         detail::atomic<std::uintptr_t>* read)
       : mem_(mem), dom_(dom), node_(node), index_(index), read_(*read) {
-    table_t* t = new_table(table_t::min_capacity);
-    try {
-      dirty_ = new_table(table_t::min_capacity);
-      read_.store(pack(t, false), std::memory_order_relaxed);  // before the map is shared
-    } catch (...) {
-      free_table(t);
-      if (dirty_ != nullptr) free_table(dirty_);
-      throw;
-    }
+    dirty_ = new_table(table_t::min_capacity);
+    read_.store(pack(empty_table(), false), std::memory_order_relaxed);  // before sharing
   }
 
   shard(const shard&) = delete;
@@ -320,20 +313,24 @@ class shard {
       if (e == nullptr) {
         e = v.amended() ? dirty_->find(hv.bucket_bits(), hv.tag(), eq) : nullptr;
         if (e == nullptr) return false;
-        miss_locked();
-        // A dirty entry changes only under mu_, which we hold: compare, then act.
+        // A dirty entry changes only under mu_, which we hold: compare, then act. The miss
+        // is counted last: it may promote, moving e out of the dirty map.
         const auto s = e->read();
-        if (!matches(s.word)) return false;
-        if (is_delete) {
-          prev = drop_dirty_locked(e);
-          return true;
+        bool done = false;
+        if (matches(s.word)) {
+          if (is_delete) {
+            prev = drop_dirty_locked(e);
+          } else {
+            const std::uint64_t w = produce();
+            auto l = e->lock();
+            e->unlock(l, w, state_present);
+            bump(rec, counter(ctr_stores));
+            prev = l.word;
+          }
+          done = true;
         }
-        const std::uint64_t w = produce();
-        auto l = e->lock();
-        e->unlock(l, w, state_present);
-        bump(rec, counter(ctr_stores));
-        prev = l.word;
-        return true;
+        miss_locked();
+        return done;
       }
     }
     // e is (or was) in a read table: compare optimistically, then swap if unchanged.
@@ -388,33 +385,37 @@ class shard {
     return go_on;
   }
 
-  /// Clear: every entry becomes expunged and a new empty view is published.
-  void clear(thread_record* rec) {
-    std::lock_guard<std::mutex> lk(mu_);
+  /// Clear, step 1 (mu_ held, may throw, changes nothing): a fresh dirty map for step 2.
+  /// The caller also reserves room in its bag for two retirements per shard.
+  table_t* prepare_clear_locked() { return new_table(table_t::min_capacity); }
+  /// Frees a table from prepare_clear_locked that clear_locked did not take.
+  void discard_table(table_t* t) noexcept { free_table(t); }
+
+  /// Clear, step 2 (mu_ held, cannot fail): every entry becomes expunged, the empty view
+  /// is published, and the old table and dirty map are retired whole, with their entries
+  /// and values (one retirement each, whatever the size).
+  void clear_locked(table_t* fresh_dirty) noexcept {
     const view old = load_view(std::memory_order_relaxed);  // as (S2)
-    const std::size_t n = old.table()->used() + dirty_->used();
-    reserve_retire(rec, 2 * n + 1);
-    table_t* t = new_table(table_t::min_capacity);
     auto expunge_all = [this](std::uint64_t slot) {
       entry_t* e = slot_entry<entry_t>(slot);
       auto l = e->lock();
-      e->unlock(l, 0, state_expunged);
-      if (l.state() == state_present) {
-        size_->fetch_sub(1, std::memory_order_relaxed);
-        retire_word(l.word);
-      }
+      // The word stays: the deferred free (free_table_and_entries) frees a value node it
+      // still points to. Nobody reads the word of an expunged entry.
+      e->unlock(l, l.word, state_expunged);
+      if (l.state() == state_present) size_->fetch_sub(1, std::memory_order_relaxed);
     };
     old.table()->for_each(expunge_all);
     dirty_->for_each(expunge_all);
-    publish(t, false);
+    publish(empty_table(), false);
     misses_ = 0;
-    // The old entries are unreachable from the new view: retire them and their table.
-    auto retire_entry = [this](std::uint64_t slot) { retire_entry_ptr(slot_entry<entry_t>(slot)); };
-    old.table()->for_each(retire_entry);
-    dirty_->for_each(retire_entry);
-    dirty_->clear();
-    retire_table(old.table());
+    if (old.table() != empty_table()) {
+      dom_->retire(old.table(), &free_table_and_entries_fn, this);
+    }
+    dom_->retire(dirty_, &free_table_and_entries_fn, this);
+    dirty_ = fresh_dirty;
   }
+
+  std::mutex& mutex() noexcept { return mu_; }
 
   // ---- statistics ---------------------------------------------------------------------
 
@@ -586,7 +587,7 @@ class shard {
     } catch (...) {
       return false;
     }
-    if (t->fits(d) && dead_t * 2 <= t->used() + 8) {
+    if (t != empty_table() && t->fits(d) && dead_t * 2 <= t->used() + 8) {
       dirty_->for_each([t](std::uint64_t w) { t->insert(w); });
       dirty_->clear();
       publish(t, false);
@@ -658,7 +659,16 @@ class shard {
   table_t* new_table(std::size_t capacity) {
     return table_t::create_at(alloc(table_t::bytes_for(capacity), alignof(table_t)), capacity);
   }
+  /// The read table of a shard with no keys: shared by every shard, never written (a
+  /// promotion into it always builds a new table) and never freed.
+  static table_t* empty_table() noexcept {
+    alignas(table_t) static unsigned char storage[table_t::bytes_for(table_t::min_capacity)];
+    static table_t* const t = table_t::create_at(storage, table_t::min_capacity);
+    return t;
+  }
+
   void free_table(table_t* t) noexcept {
+    if (t == empty_table()) return;
     const std::size_t bytes = table_t::bytes_for(t->capacity());
     t->~table_t();
     dealloc(t, bytes, alignof(table_t));
@@ -707,6 +717,18 @@ class shard {
   }
   static void free_entry_fn(void* self, void* p) {
     static_cast<shard*>(self)->free_entry(static_cast<entry_t*>(p));
+  }
+  /// Frees a table that left the map whole (clear): its entries, their values, itself.
+  static void free_table_and_entries_fn(void* self, void* p) {
+    auto* sh = static_cast<shard*>(self);
+    auto* t = static_cast<table_t*>(p);
+    t->for_each([sh](std::uint64_t slot) {
+      entry_t* e = slot_entry<entry_t>(slot);
+      const std::uint64_t w = e->word.load(std::memory_order_relaxed);  // reclaimer: alone
+      if (!inline_values && w != 0) sh->free_word(w);
+      sh->free_entry(e);
+    });
+    sh->free_table(t);
   }
   static void free_table_fn(void* self, void* p) {
     static_cast<shard*>(self)->free_table(static_cast<table_t*>(p));

@@ -43,7 +43,7 @@ class entry_table {
  public:
   static constexpr std::size_t min_capacity = 8;
 
-  static std::size_t bytes_for(std::size_t capacity) noexcept {
+  static constexpr std::size_t bytes_for(std::size_t capacity) noexcept {
     return sizeof(entry_table) + capacity * sizeof(detail::atomic<std::uint64_t>);
   }
 
