@@ -157,6 +157,14 @@ int main(int argc, char** argv) {
       "== Read-mostly workload: 95%% load / 5%% store, uniform keys, %u threads, %.1f s "
       "per map\n",
       c.threads, c.seconds);
+  if (std::FILE* f = std::fopen("/proc/loadavg", "r")) {
+    double load1 = 0;
+    if (std::fscanf(f, "%lf", &load1) == 1 && load1 > 0.5 * c.threads) {
+      std::printf("  (load average %.1f on %u hardware threads: other work skews these numbers)\n",
+                  load1, std::max(1u, std::thread::hardware_concurrency()));
+    }
+    std::fclose(f);
+  }
   const double numamap_mops = read_mostly(map, c);
   const double baseline_mops = read_mostly(baseline, c);
   std::printf("  numamap::concurrent_map                 %10.2f Mops/s\n", numamap_mops);
