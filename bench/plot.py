@@ -154,17 +154,25 @@ def plot_ratio(agg, maps, mixes, size, out_dir):
                     xs.append(i + (j - (len(peers) - 1) / 2) * width)
                     ys.append(agg[(NUMAMAP, mix, size, t)]["mops"] / agg[(p, mix, size, t)]["mops"])
             if xs:
-                ax.bar(xs, ys, width, color=COLORS.get(p), label=f"numamap / {p}")
+                # Bars grow from 1x: up where numamap is faster, down where it is slower.
+                ax.bar(xs, [y - 1 for y in ys], width, bottom=1, color=COLORS.get(p),
+                       label=f"numamap / {p}")
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_yscale("log", base=2)
-        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}x"))
         ax.set_xticks(range(len(mix_here)))
         ax.set_xticklabels(mix_here, rotation=35, ha="right")
-        ax.set_ylabel("numamap / peer throughput (log; >1: numamap faster)")
+        ax.set_ylabel("numamap / peer (log scale)")
         ax.set_title(f"numamap / peer, {size_label(size)} keys, {t} thread{'s' if t > 1 else ''}")
-        ax.grid(axis="y", alpha=0.3, which="both")
-        ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
+        ax.grid(axis="y", alpha=0.3, which="major")
+    handles, labels = [], []
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), frameon=False, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     path = os.path.join(out_dir, f"ratio_{size_label(size)}.png")
     fig.savefig(path, dpi=90)
     plt.close(fig)
