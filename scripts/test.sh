@@ -212,6 +212,7 @@ for c in "${configs[@]}"; do
     any_failed=1
   fi
   cfg_time[$c]=$(($(date +%s) - t0))
+  log "[$c] ${cfg_result[$c]:-} in ${cfg_time[$c]}s"
   if ((any_failed && fail_fast)); then
     break
   fi
