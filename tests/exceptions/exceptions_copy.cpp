@@ -15,7 +15,6 @@ struct faulty_value_kind {
   using key_type = std::uint64_t;
   using value_type = faulty_value;
   using map_type = numamap::concurrent_map<std::uint64_t, faulty_value>;
-  static constexpr const char* name = "uint64->faulty_value";
   static key_type key(std::uint64_t i) { return i; }
   static value_type value(std::uint64_t i) { return faulty_value(i); }
   static std::uint64_t key_id(const key_type& k) { return k; }

@@ -24,7 +24,6 @@ struct faulty_memory_kind : Base {
 struct u64_string_kind {
   using key_type = std::uint64_t;
   using value_type = std::string;
-  static constexpr const char* name = "uint64->string";
   static key_type key(std::uint64_t i) { return i; }
   static value_type value(std::uint64_t i) { return string_kind::value(i); }
   static std::uint64_t key_id(const key_type& k) { return k; }
