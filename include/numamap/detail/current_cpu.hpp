@@ -12,9 +12,9 @@
 // among equally correct options (never to decide where a key lives).
 #pragma once
 
-#include "../config.hpp"
-
 #include <sched.h>
+
+#include "../config.hpp"
 
 NUMAMAP_BEGIN_NAMESPACE
 namespace detail {

@@ -18,14 +18,14 @@
 //   hwloc_topology_is_thissystem() and the root's "Backend" info tell.
 #pragma once
 
-#include "topology_raw.hpp"
-
 #include <hwloc.h>
 
 #include <cstdlib>
 #include <memory>
 #include <stdexcept>
 #include <string>
+
+#include "topology_raw.hpp"
 
 #if HWLOC_API_VERSION < 0x00020000
 #error \

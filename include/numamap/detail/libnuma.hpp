@@ -9,9 +9,9 @@
 // numaif.h or <linux/mempolicy.h>: the two conflict when included in the wrong order.
 #pragma once
 
-#include "../config.hpp"
-
 #include <string>
+
+#include "../config.hpp"
 
 #if NUMAMAP_HAVE_LIBNUMA
 #include <numa.h>

@@ -7,8 +7,6 @@
 // a resource is constructed and when a chunk is mapped, never per allocation.
 #pragma once
 
-#include "../fwd.hpp"
-
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -19,6 +17,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+
+#include "../fwd.hpp"
 
 NUMAMAP_BEGIN_NAMESPACE
 namespace detail {

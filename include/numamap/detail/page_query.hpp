@@ -4,9 +4,6 @@
 // fault an untouched page in as the zero page, and numaif.h calls that mode unsupported.)
 #pragma once
 
-#include "../stats.hpp"
-#include "numa_syscalls.hpp"
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +11,9 @@
 #include <cstddef>
 #include <utility>
 #include <vector>
+
+#include "../stats.hpp"
+#include "numa_syscalls.hpp"
 
 NUMAMAP_BEGIN_NAMESPACE
 namespace detail {

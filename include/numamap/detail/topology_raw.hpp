@@ -3,12 +3,12 @@
 // and builds the lookup tables; the backends only have to describe what they saw.
 #pragma once
 
-#include "../fwd.hpp"
-
 #include <cstdint>
 #include <limits>
 #include <utility>
 #include <vector>
+
+#include "../fwd.hpp"
 
 NUMAMAP_BEGIN_NAMESPACE
 

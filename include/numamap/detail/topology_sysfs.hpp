@@ -16,8 +16,6 @@
 // node by distance (ties: lowest id), as the kernel's cpu_to_mem and hwloc 2 do.
 #pragma once
 
-#include "topology_raw.hpp"
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,6 +27,8 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "topology_raw.hpp"
 
 NUMAMAP_BEGIN_NAMESPACE
 namespace detail {
