@@ -96,7 +96,7 @@ class concurrent_map {
   struct options {
     /// The machine layout shards are placed on; nullopt: topology::system().
     std::optional<topology> topo;
-    /// Shards on each node that has cpus; 0: twice the node's cpus, rounded up to a power
+    /// Shards on each node that has cpus; 0: eight per cpu of the node, rounded up to a power
     /// of two. At most max_shards_per_node.
     std::size_t shards_per_node = 0;
     /// The node memory resource; the map keeps this copy.
@@ -402,7 +402,7 @@ class concurrent_map {
   static std::size_t shards_for(const node_info& n, std::size_t requested) {
     if (requested != 0) return requested;
     const std::size_t cpus = n.cpus.empty() ? 1 : n.cpus.size();
-    return std::min(detail::ceil_pow2(cpus * 2), max_shards_per_node);
+    return std::min(detail::ceil_pow2(cpus * 8), max_shards_per_node);
   }
 
   template <class K>
@@ -481,6 +481,11 @@ struct map_test_access {
   template <class Map>
   static std::pair<const void*, const void*> own_slot(const Map& m) {
     return m.domain_->own_slot();
+  }
+  /// Objects retired and not yet freed (exact when no thread runs).
+  template <class Map>
+  static std::size_t reclamation_pending(const Map& m) {
+    return m.domain_->pending();
   }
 };
 }  // namespace detail

@@ -120,9 +120,38 @@ struct entry {
     ctl.store(((l.ctl + count_one) & ~(lock_bit | state_mask)) | s, std::memory_order_release);
   }
 
+  /// deleted -> expunged in one step, without the lock (a rebuild, shard mutex held).
+  /// Returns false, changing nothing, when the entry is present. The count moves, so a
+  /// reader's (E1)..(E4) sees the change; a writer's lock CAS fails and retries.
+  bool try_expunge_deleted() noexcept { return transition(state_deleted, state_expunged); }
+  /// expunged -> deleted: undoes try_expunge_deleted (shard mutex held throughout).
+  void unexpunge() noexcept { (void)transition(state_expunged, state_deleted); }
+
   /// Releases the lock without a change.
   void unlock_unchanged(const locked& l) noexcept {
     ctl.store(l.ctl, std::memory_order_release);  // as (E6)
+  }
+
+ private:
+  /// from -> to if the entry is in state `from` (waiting out a writer's lock).
+  bool transition(std::uint32_t from, std::uint32_t to) noexcept {
+    backoff wait;
+    std::uint32_t c = ctl.load(std::memory_order_relaxed);
+    for (;;) {
+      if ((c & lock_bit) != 0) {
+        wait();
+        c = ctl.load(std::memory_order_relaxed);
+        continue;
+      }
+      if ((c & state_mask) != from) return false;
+      // Relaxed is enough: the word does not change (deleted and expunged entries hold no
+      // value), so there is nothing to publish with this store, and the rebuild's own
+      // later accesses are ordered by the shard mutex, not by this entry.
+      if (ctl.compare_exchange_weak(c, ((c + count_one) & ~state_mask) | to,
+                                    std::memory_order_relaxed, std::memory_order_relaxed)) {
+        return true;
+      }
+    }
   }
 };
 

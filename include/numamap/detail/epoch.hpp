@@ -119,6 +119,51 @@ struct retired {
   std::uint64_t epoch;
 };
 
+/// A thread's retired objects in the order retired. The stamps never decrease (each is a
+/// load of the monotonic global epoch by the same thread), so what an epoch allows to free
+/// is always a prefix: freeing costs O(freed), not O(bag), however many objects a rebuild
+/// retired at once. The freed prefix is dropped lazily, when it outweighs the rest.
+class retire_bag {
+ public:
+  std::size_t size() const noexcept { return items_.size() - head_; }
+  bool empty() const noexcept { return size() == 0; }
+  /// Makes room for n more push_back calls, so that they cannot throw.
+  void reserve_more(std::size_t n) { items_.reserve(items_.size() + n); }
+  void push_back(const retired& x) { items_.push_back(x); }
+  const retired* begin() const noexcept { return items_.data() + head_; }
+  const retired* end() const noexcept { return items_.data() + items_.size(); }
+  /// The stamp of the i-th oldest object; i < size().
+  std::uint64_t stamp(std::size_t i) const noexcept { return items_[head_ + i].epoch; }
+
+  /// Frees the objects retired before epoch e - 1 (stamp + 2 <= e).
+  void free_before(std::uint64_t e) noexcept {
+    std::size_t i = head_;
+    for (; i < items_.size() && items_[i].epoch + 2 <= e; ++i) {
+      items_[i].free_fn(items_[i].ctx, items_[i].p);
+    }
+    head_ = i;
+    if (head_ == items_.size()) {
+      items_.clear();
+      head_ = 0;
+    } else if (head_ >= 64 && head_ >= size()) {
+      // Moves at most as many objects as were freed: amortised O(1) each. Allocates nothing.
+      items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
+      head_ = 0;
+    }
+  }
+  /// Frees everything.
+  void free_all() noexcept { free_before(~std::uint64_t{0}); }
+  /// Empties the bag without freeing (the objects were handed to someone else).
+  void forget() noexcept {
+    items_.clear();
+    head_ = 0;
+  }
+
+ private:
+  std::vector<retired> items_;
+  std::size_t head_ = 0;  // items_[0, head_) are freed
+};
+
 /// One thread's announcement, alone on its cache lines, followed in the same allocation by
 /// `counter_count` owner-written statistics counters (the map's per-shard load counts).
 struct alignas(cacheline_size) thread_record {
@@ -132,7 +177,7 @@ struct alignas(cacheline_size) thread_record {
   thread_record* next = nullptr;
   // Owner-only fields.
   std::size_t since_collect = 0;
-  std::vector<retired> bag;
+  retire_bag bag;
   std::size_t counter_count = 0;
 
   detail::atomic<std::uint64_t>* counters() noexcept {
@@ -215,8 +260,7 @@ class epoch_domain {
   /// Frees every retired object now. Only when no thread is pinned or can pin.
   void drain() noexcept {
     for (thread_record* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
-      for (const retired& x : r->bag) x.free_fn(x.ctx, x.p);
-      r->bag.clear();
+      r->bag.free_all();
     }
     std::lock_guard<std::mutex> lk(orphan_mu_);
     for (const retired& x : orphans_) x.free_fn(x.ctx, x.p);
@@ -288,7 +332,7 @@ class epoch_domain {
 
   /// Makes room for n more retire() calls by the record's owner, so that they cannot fail.
   /// May throw std::bad_alloc.
-  static void reserve_retire(thread_record* r, std::size_t n) { r->bag.reserve(r->bag.size() + n); }
+  static void reserve_retire(thread_record* r, std::size_t n) { r->bag.reserve_more(n); }
 
   /// Tries to advance the epoch and frees what it can (the caller's bag and orphans).
   void flush() {
@@ -342,7 +386,7 @@ class epoch_domain {
         r->in_use.store(false, std::memory_order_release);
         return;
       }
-      r->bag.clear();
+      r->bag.forget();
     }
     // (D9) release: pairs with the acquire CAS in local_record_slow of the next owner.
     r->in_use.store(false, std::memory_order_release);
@@ -429,24 +473,29 @@ class epoch_domain {
     return e;
   }
 
-  /// Frees what the epoch allows from r's bag and from the orphans.
+  /// Frees what the epoch allows from r's bag and from the orphans. r's owner is pinned.
   void collect(thread_record* r) noexcept {
     std::uint64_t e = try_advance();
-    free_old(r->bag, e);
-    // Back-pressure: a bag this full means a pinned thread blocks the epoch, most often one
-    // preempted in the middle of an operation when threads outnumber cores. Yielding lets
-    // it run to its unpin; the epoch can then advance once more and free what was retired
-    // before this thread's own pin. A few tries only: the blocker may be long-pinned (a
-    // slow range callback), and then memory waits, as with any epoch scheme.
-    for (int tries = 0; tries < 16 && r->bag.size() >= high_water; ++tries) {
+    r->bag.free_before(e);
+    // Back-pressure. While r's owner stays pinned at p, E <= p + 1. If E is still p after
+    // the try, another thread pinned at p - 1 blocks the advance: most often one preempted
+    // in the middle of an operation when threads outnumber cores. When the bag is this
+    // full, yield to let the blocker run to its unpin, until the epoch moves. (Once E is
+    // p + 1 only this thread's own pin holds the rest back, and yielding cannot help: a
+    // rebuild that retires much in one operation does not wait here.) A few tries only:
+    // the blocker may be long-pinned (a slow range callback), and then memory waits, as
+    // with any epoch scheme.
+    const std::uint64_t p = r->word.load(std::memory_order_relaxed) >> 1;  // own word
+    for (int tries = 0; tries < 16 && e == p && r->bag.size() >= high_water; ++tries) {
       std::this_thread::yield();
       e = try_advance();
-      free_old(r->bag, e);
+      r->bag.free_before(e);
     }
     std::unique_lock<std::mutex> lk(orphan_mu_, std::try_to_lock);
     if (lk.owns_lock() && !orphans_.empty()) free_old(orphans_, e);
   }
 
+  /// Frees what epoch e allows from an unordered list (the orphans of exited threads).
   static void free_old(std::vector<retired>& bag, std::uint64_t e) noexcept {
     auto keep =
         std::partition(bag.begin(), bag.end(), [e](const retired& x) { return x.epoch + 2 > e; });

@@ -597,45 +597,39 @@ class shard {
       // unexpunged: no entry enters the table and only we expunge.
       std::size_t survivors = 0;
       t->for_each([&survivors](std::uint64_t w) {
-        entry_t* e = slot_entry<entry_t>(w);
-        auto l = e->lock();
-        if (l.state() == state_deleted) {
-          e->unlock(l, 0, state_expunged);
-        } else {
-          e->unlock_unchanged(l);
-          ++survivors;
-        }
+        if (!slot_entry<entry_t>(w)->try_expunge_deleted()) ++survivors;
       });
+      const std::size_t dead = t->used() - survivors;
       table_t* nt = nullptr;
+      graveyard* grave = nullptr;
       try {
-        rec->bag.reserve(rec->bag.size() + t->used() + 1);
+        rec->bag.reserve_more(2);
         nt = new_table(capacity_for(survivors + d));
+        if (dead != 0) grave = new_graveyard(dead);
       } catch (...) {
+        if (nt != nullptr) free_table(nt);
         // Undo pass 1. Only threads that then take mu_ act on an expunged state (readers
         // read it as absent, like deleted), so with mu_ still held the undo is invisible.
-        t->for_each([](std::uint64_t w) {
-          entry_t* e = slot_entry<entry_t>(w);
-          auto l = e->lock();
-          if (l.state() == state_expunged) {
-            e->unlock(l, 0, state_deleted);
-          } else {
-            e->unlock_unchanged(l);
-          }
-        });
+        t->for_each([](std::uint64_t w) { slot_entry<entry_t>(w)->unexpunge(); });
         return false;
       }
-      // Pass 2: the survivors and the dirty entries into the new table; publish it.
-      t->for_each([nt](std::uint64_t w) {
-        if (slot_entry<entry_t>(w)->read().state != state_expunged) nt->insert(w);
+      // Pass 2: the survivors and the dirty entries into the new table, the expunged
+      // entries into the graveyard; publish the new table.
+      std::size_t g = 0;
+      t->for_each([nt, grave, &g](std::uint64_t w) {
+        entry_t* e = slot_entry<entry_t>(w);
+        if (e->read().state != state_expunged) {
+          nt->insert(w);
+        } else {
+          grave->entries()[g++] = e;
+        }
       });
       dirty_->for_each([nt](std::uint64_t w) { nt->insert(w); });
       dirty_->clear();
       publish(nt, false);
-      // Pass 3: unreachable from the new view now: the expunged entries and the table.
-      t->for_each([this](std::uint64_t w) {
-        entry_t* e = slot_entry<entry_t>(w);
-        if (e->read().state == state_expunged) retire_entry_ptr(e);
-      });
+      // Unreachable from the new view now: the old table and the expunged entries, retired
+      // as two objects however many entries died (the bag stays small, see epoch.hpp).
+      if (grave != nullptr) dom_->retire(grave, &free_graveyard_fn, this);
       retire_table(t);
       rebuilds_.store(rebuilds_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
@@ -708,7 +702,7 @@ class shard {
     dealloc(e, sizeof(entry_t), alignof(entry_t));
   }
 
-  void reserve_retire(thread_record* rec, std::size_t n) { rec->bag.reserve(rec->bag.size() + n); }
+  void reserve_retire(thread_record* rec, std::size_t n) { rec->bag.reserve_more(n); }
   void retire_entry_ptr(entry_t* e) noexcept { dom_->retire(e, &free_entry_fn, this); }
   void retire_table(table_t* t) noexcept { dom_->retire(t, &free_table_fn, this); }
 
@@ -729,6 +723,25 @@ class shard {
       sh->free_entry(e);
     });
     sh->free_table(t);
+  }
+  /// Entries expunged by one rebuild, freed together once no reader can hold them.
+  struct graveyard {
+    std::size_t count;
+    entry_t** entries() noexcept { return reinterpret_cast<entry_t**>(this + 1); }
+    static std::size_t bytes_for(std::size_t n) noexcept {
+      return sizeof(graveyard) + n * sizeof(entry_t*);
+    }
+  };
+  graveyard* new_graveyard(std::size_t n) {
+    auto* g = new (alloc(graveyard::bytes_for(n), alignof(graveyard))) graveyard{n};
+    return g;
+  }
+  static void free_graveyard_fn(void* self, void* p) {
+    auto* sh = static_cast<shard*>(self);
+    auto* g = static_cast<graveyard*>(p);
+    const std::size_t n = g->count;
+    for (std::size_t i = 0; i < n; ++i) sh->free_entry(g->entries()[i]);
+    sh->dealloc(g, graveyard::bytes_for(n), alignof(graveyard));
   }
   static void free_table_fn(void* self, void* p) {
     static_cast<shard*>(self)->free_table(static_cast<table_t*>(p));
