@@ -302,7 +302,7 @@ class concurrent_map {
     auto g = domain_->pin();
     // Every shard's lock, in index order (the only place that holds two), then everything
     // that may fail, then the changes: an exception leaves the map as it was.
-    std::vector<std::unique_lock<std::mutex>> locks;
+    std::vector<std::unique_lock<detail::adaptive_mutex>> locks;
     std::vector<typename shard_t::table_t*> fresh;
     locks.reserve(shards_.size());
     fresh.reserve(shards_.size());

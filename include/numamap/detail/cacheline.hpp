@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <mutex>
 #include <utility>
 
 #include "../config.hpp"
@@ -42,6 +43,29 @@ inline void cpu_relax() noexcept {
   asm volatile("yield" ::: "memory");
 #endif
 }
+
+/// A mutex that spins briefly before it sleeps. A shard's critical sections are short
+/// (a probe and an insert), so a waiter usually gets the lock within a few hundred cycles;
+/// sleeping at once costs two futex calls and a context switch, and on a virtual machine
+/// far more. A promotion that rebuilds a table holds the lock longer: then the spin ends
+/// and the waiter sleeps as with std::mutex. The same idea as glibc's
+/// PTHREAD_MUTEX_ADAPTIVE_NP, which the standard mutex does not expose.
+class adaptive_mutex {
+ public:
+  void lock() {
+    for (int i = 0; i < spin_tries; ++i) {
+      if (m_.try_lock()) return;
+      cpu_relax();
+    }
+    m_.lock();
+  }
+  bool try_lock() { return m_.try_lock(); }
+  void unlock() { m_.unlock(); }
+
+ private:
+  static constexpr int spin_tries = 128;
+  std::mutex m_;
+};
 
 }  // namespace detail
 NUMAMAP_END_NAMESPACE

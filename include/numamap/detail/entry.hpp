@@ -74,7 +74,7 @@ struct entry {
       : hash(h), word(w), key(std::forward<A>(key_args)...) {}
 
   /// A consistent (state, word) pair. Writes nothing.
-  snapshot read() const noexcept {
+  NUMAMAP_ALWAYS_INLINE snapshot read() const noexcept {
     backoff wait;
     for (;;) {
       // (E1) acquire: pairs with (E6); seeing an unlock means seeing the word (and the value

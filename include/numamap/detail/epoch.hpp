@@ -243,11 +243,6 @@ class epoch_domain {
   /// Frees everything retired and every record. No thread may use the domain concurrently
   /// (a thread may exit concurrently: the registry lock orders that).
   ~epoch_domain() {
-    {
-      auto& reg = domain_registry::get();
-      std::lock_guard<std::mutex> lk(reg.mu);
-      reg.live.erase(id_);
-    }
     drain();
     thread_record* r = head_.load(std::memory_order_acquire);
     while (r != nullptr) {
@@ -257,8 +252,15 @@ class epoch_domain {
     }
   }
 
-  /// Frees every retired object now. Only when no thread is pinned or can pin.
+  /// Frees every retired object now. Only when no thread is pinned or can pin. First
+  /// leaves the registry, so a thread that exits meanwhile no longer hands its record (and
+  /// its bag) back here: the drain is alone with the records.
   void drain() noexcept {
+    {
+      auto& reg = domain_registry::get();
+      std::lock_guard<std::mutex> lk(reg.mu);
+      reg.live.erase(id_);
+    }
     for (thread_record* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
       r->bag.free_all();
     }
@@ -390,6 +392,13 @@ class epoch_domain {
     }
     // (D9) release: pairs with the acquire CAS in local_record_slow of the next owner.
     r->in_use.store(false, std::memory_order_release);
+    // This thread is no longer pinned: advance twice if nobody else holds the epoch back,
+    // and free what the orphans allow. Without this, what exited threads retired (a
+    // filling thread's last replaced tables, say) would wait for the next writer's collect.
+    (void)try_advance();
+    const std::uint64_t e = try_advance();
+    std::lock_guard<std::mutex> lk(orphan_mu_);
+    free_old(orphans_, e);
   }
 
  private:

@@ -16,8 +16,11 @@
 //   the class size (at most 4096), and a request goes to the smallest class that is large and
 //   aligned enough.
 // - Larger (or more aligned) requests get their own mapping, bound the same way.
-// - Locks: one mutex per size class (each on its own cache line), one for the chunk list.
-//   Allocation is off the map's read path.
+// - Lanes: each class has arena_lanes independent copies (lock, free list, run); a thread
+//   keeps to one lane, so concurrent writers rarely share a lock (the map allocates an entry
+//   under a shard's lock, and reclamation frees from any thread).
+// - Locks: one spin-then-sleep mutex per class and lane (each on its own 128-byte line), one
+//   for the chunk list. Allocation is off the map's read path.
 // - Memory is returned to the OS when the arena is destroyed (numa_memory's last handle);
 //   blocks freed before go to their class's free list, large mappings are unmapped at once.
 // - bind mode: before mapping, the node's free memory (sysfs MemFree) must exceed the request
@@ -43,6 +46,7 @@
 #include <vector>
 
 #include "../stats.hpp"
+#include "cacheline.hpp"
 #include "numa_syscalls.hpp"
 #include "page_query.hpp"
 
@@ -86,6 +90,21 @@ inline std::size_t arena_class_of(std::size_t bytes, std::size_t align) noexcept
 
 inline std::size_t round_up(std::size_t n, std::size_t to) noexcept {
   return (n + to - 1) / to * to;
+}
+
+/// Each size class has this many independent lanes (free list, bump run, lock); a thread
+/// always uses the same lane, and threads are spread over the lanes round-robin, so threads
+/// that allocate and free entries at once rarely wait for each other. A block freed by
+/// another thread (reclamation) joins that thread's lane: all lanes are on the same node.
+inline constexpr std::size_t arena_lanes = 4;
+
+/// The calling thread's lane.
+inline std::size_t arena_lane() noexcept {
+  static std::atomic<std::size_t> next{0};
+  // Relaxed: only spreads threads over lanes; any value is correct.
+  static thread_local const std::size_t lane =
+      next.fetch_add(1, std::memory_order_relaxed) % arena_lanes;
+  return lane;
 }
 
 /// Bytes carved at once for a size class: at least 32 KiB and 8 blocks, whole pages.
@@ -143,8 +162,8 @@ class node_arena {
     const std::size_t cls = arena_class_of(bytes, align);
     if (cls == arena_no_class) return allocate_large(bytes, align);
     const std::size_t size = arena_size_classes[cls];
-    class_state& s = classes_[cls];
-    std::lock_guard<std::mutex> lock(s.mu);
+    class_state& s = classes_[arena_lane()][cls];
+    std::lock_guard<adaptive_mutex> lock(s.mu);
     if (s.free != nullptr) {
       void* p = s.free;
       std::memcpy(&s.free, p, sizeof(void*));
@@ -166,8 +185,8 @@ class node_arena {
       deallocate_large(p, bytes);
       return;
     }
-    class_state& s = classes_[cls];
-    std::lock_guard<std::mutex> lock(s.mu);
+    class_state& s = classes_[arena_lane()][cls];
+    std::lock_guard<adaptive_mutex> lock(s.mu);
     std::memcpy(p, &s.free, sizeof(void*));
     s.free = p;
   }
@@ -207,7 +226,7 @@ class node_arena {
     std::size_t used;  // bytes carved from the front
   };
   struct alignas(arena_line) class_state {
-    std::mutex mu;
+    adaptive_mutex mu;
     void* free = nullptr;  // intrusive list: the first word of a free block points to the next
     char* cur = nullptr;   // bump range of the current run
     char* end = nullptr;
@@ -301,7 +320,7 @@ class node_arena {
     return true;
   }
 
-  class_state classes_[arena_class_count];  // first: each on its own 128-byte line
+  class_state classes_[arena_lanes][arena_class_count];  // first: each on its own 128-byte line
   const node_id node_;
   const placement_policy policy_;
   mutable std::mutex region_mu_;  // guards chunks_, next_chunk_, large_

@@ -66,7 +66,7 @@ inline constexpr bool value_inline = std::is_trivially_copyable_v<Value> &&
 /// Loads = hits + table misses: a hit bumps one counter.
 enum : std::size_t { ctr_hits = 0, ctr_table_misses = 1, ctr_stores = 2, ctr_per_shard = 3 };
 
-inline void bump(thread_record* r, std::size_t i) noexcept {
+NUMAMAP_ALWAYS_INLINE void bump(thread_record* r, std::size_t i) noexcept {
   auto& c = r->counters()[i];
   // Owner-only counter: a load and a store, no read-modify-write; relaxed because stats()
   // only sums them.
@@ -203,7 +203,7 @@ class shard {
     bump(rec, counter(ctr_table_misses));
     const view v = load_view(std::memory_order_acquire);  // as (S1)
     if (!v.amended()) return nullptr;
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<adaptive_mutex> lk(mu_);
     return find_locked(hv, eq, /*count_miss=*/true);
   }
 
@@ -223,7 +223,7 @@ class shard {
       }
       e->unlock_unchanged(l);
     }
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<adaptive_mutex> lk(mu_);
     if (entry_t* e = find_locked(hv, eq, /*count_miss=*/false)) {
       auto l = e->lock();  // not expunged: see the invariants
       e->unlock(l, w, state_present);
@@ -271,7 +271,7 @@ class shard {
     view v = load_view(std::memory_order_acquire);  // as (S1)
     entry_t* e = v.find(hv, eq);
     if (e == nullptr && v.amended()) {
-      std::lock_guard<std::mutex> lk(mu_);
+      std::lock_guard<adaptive_mutex> lk(mu_);
       v = load_view(std::memory_order_relaxed);  // (S2) relaxed: mu_ orders writers of read_
       e = v.find(hv, eq);
       if (e == nullptr && v.amended()) {
@@ -307,7 +307,7 @@ class shard {
     entry_t* e = v.find(hv, eq);
     if (e == nullptr) {
       if (!v.amended()) return false;
-      std::lock_guard<std::mutex> lk(mu_);
+      std::lock_guard<adaptive_mutex> lk(mu_);
       v = load_view(std::memory_order_relaxed);  // as (S2)
       e = v.find(hv, eq);
       if (e == nullptr) {
@@ -367,7 +367,7 @@ class shard {
   bool for_each(thread_record* rec, F&& f) {
     view v = load_view(std::memory_order_acquire);  // as (S1)
     if (v.amended()) {
-      std::lock_guard<std::mutex> lk(mu_);
+      std::lock_guard<adaptive_mutex> lk(mu_);
       v = load_view(std::memory_order_relaxed);  // as (S2)
       if (v.amended()) {
         reserve_retire(rec, v.table()->used() + 2);
@@ -415,7 +415,7 @@ class shard {
     dirty_ = fresh_dirty;
   }
 
-  std::mutex& mutex() noexcept { return mu_; }
+  adaptive_mutex& mutex() noexcept { return mu_; }
 
   // ---- statistics ---------------------------------------------------------------------
 
@@ -465,7 +465,7 @@ class shard {
     std::uint64_t w = premade != nullptr ? *premade : 0;
     bool have_w = premade != nullptr;
     try {
-      std::lock_guard<std::mutex> lk(mu_);
+      std::lock_guard<adaptive_mutex> lk(mu_);
       const view v = load_view(std::memory_order_relaxed);  // as (S2)
       entry_t* e = v.find(hv, eq);
       if (e == nullptr && v.amended()) {
@@ -759,7 +759,7 @@ class shard {
   detail::atomic<std::uintptr_t>& read_;
 
   // Writers' state, on its own line(s): taking mu_ does not invalidate read_'s line.
-  alignas(cacheline_size) std::mutex mu_;
+  alignas(cacheline_size) adaptive_mutex mu_;
   table_t* dirty_ = nullptr;  // guarded by mu_
   std::size_t misses_ = 0;    // guarded by mu_; reset by promotion
   // Written under mu_ only; atomics so stats() may read them without it.
