@@ -34,8 +34,9 @@
 // holds at most the objects of the last two epochs plus one batch — unless a thread stays
 // pinned, which holds back every object retired meanwhile. A thread preempted while pinned
 // (threads outnumbering cores) is the common case: a thread whose bag passes `high_water`
-// yields a few times to let it run (see collect). A long `range` callback is the other: it
-// keeps its thread pinned, and memory waits for it.
+// and finds the epoch blocked by another thread yields a few times to let it run (see
+// collect). A long `range` callback is the other: it keeps its thread pinned, and memory
+// waits for it. A thread that exits hands its bag over and frees what the epoch allows.
 #pragma once
 
 #include <sys/syscall.h>
