@@ -1,8 +1,9 @@
 # numamapTargetDefaults.cmake — warnings and sanitizers for numamap's OWN targets.
 #
-# numamap_target_defaults(<target>) is called on every test, benchmark and example target of
-# this project (tests/, bench/, examples/, tests/numa-vm/). It is never applied to the
-# INTERFACE target numamap::numamap, so consumers get none of these flags.
+# numamap_target_defaults(<target> [NO_SANITIZE]) is called on every test, benchmark and
+# example target of this project (tests/, bench/, examples/, tests/numa-vm/). It is never
+# applied to the INTERFACE target numamap::numamap, so consumers get none of these flags.
+# NO_SANITIZE keeps the warnings but not NUMAMAP_SANITIZE (the numa-vm guest binary).
 #
 #   NUMAMAP_WERROR    ON: warnings are errors (CI turns it on).
 #   NUMAMAP_SANITIZE  "", "address,undefined" or "thread" (also "address", "undefined").
@@ -10,6 +11,11 @@
 include_guard(GLOBAL)
 
 function(numamap_target_defaults target)
+  cmake_parse_arguments(PARSE_ARGV 1 _arg "NO_SANITIZE" "" "")
+  if(_arg_UNPARSED_ARGUMENTS)
+    message(FATAL_ERROR "numamap_target_defaults: unknown arguments ${_arg_UNPARSED_ARGUMENTS}")
+  endif()
+
   if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
     target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic)
     if(NUMAMAP_WERROR)
@@ -22,7 +28,7 @@ function(numamap_target_defaults target)
     endif()
   endif()
 
-  if(NUMAMAP_SANITIZE)
+  if(NUMAMAP_SANITIZE AND NOT _arg_NO_SANITIZE)
     set(_flags -fsanitize=${NUMAMAP_SANITIZE} -fno-omit-frame-pointer -g)
     if(NUMAMAP_SANITIZE MATCHES "undefined")
       # Make UBSan findings fail the test instead of printing and going on.
