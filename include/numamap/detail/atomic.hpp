@@ -55,46 +55,139 @@ class atomic_probe {
   }
 };
 
+/// std::atomic<T>'s interface, with every write recorded. The base is private, so no code can
+/// reach an unrecorded write through it (a std::atomic<T>& to this object, std::atomic_store
+/// and the other free functions do not compile). Every member of std::atomic<T> that writes
+/// is here and recorded: store and operator= as stores; exchange, compare_exchange_*,
+/// fetch_*, ++, -- and the compound assignments as read-modify-writes (a failed compare-
+/// exchange is recorded too: the probe counts attempts). Reads and waits are not recorded.
+/// As with std::atomic<T>, the arithmetic and bitwise members compile only for the T that
+/// support them (their bodies are instantiated on use).
 template <class T>
-class atomic : public std::atomic<T> {
+class atomic : private std::atomic<T> {
   using base = std::atomic<T>;
+  void note_store() const noexcept { atomic_probe::note(this, atomic_probe::kind::store); }
+  void note_rmw() const noexcept { atomic_probe::note(this, atomic_probe::kind::rmw); }
 
  public:
+  using value_type = T;
+  static constexpr bool is_always_lock_free = base::is_always_lock_free;
+
   atomic() noexcept = default;
   constexpr atomic(T v) noexcept : base(v) {}  // NOLINT(google-explicit-constructor)
   atomic(const atomic&) = delete;
   atomic& operator=(const atomic&) = delete;
 
+  // Reads.
+  bool is_lock_free() const noexcept { return base::is_lock_free(); }
+  T load(std::memory_order o = std::memory_order_seq_cst) const noexcept { return base::load(o); }
+  operator T() const noexcept { return base::load(); }  // NOLINT(google-explicit-constructor)
+#if defined(__cpp_lib_atomic_wait)
+  void wait(T old, std::memory_order o = std::memory_order_seq_cst) const noexcept {
+    base::wait(old, o);
+  }
+  void notify_one() noexcept { base::notify_one(); }  // writes no part of the value
+  void notify_all() noexcept { base::notify_all(); }
+#endif
+
+  // Stores.
   void store(T v, std::memory_order o = std::memory_order_seq_cst) noexcept {
-    atomic_probe::note(this, atomic_probe::kind::store);
+    note_store();
     base::store(v, o);
   }
+  T operator=(T v) noexcept {  // NOLINT(misc-unconventional-assign-operator): as std::atomic
+    note_store();
+    base::store(v);
+    return v;
+  }
+
+  // Read-modify-writes.
   T exchange(T v, std::memory_order o = std::memory_order_seq_cst) noexcept {
-    atomic_probe::note(this, atomic_probe::kind::rmw);
+    note_rmw();
     return base::exchange(v, o);
   }
   bool compare_exchange_weak(T& e, T d, std::memory_order s, std::memory_order f) noexcept {
-    atomic_probe::note(this, atomic_probe::kind::rmw);
+    note_rmw();
     return base::compare_exchange_weak(e, d, s, f);
   }
+  bool compare_exchange_weak(T& e, T d, std::memory_order o = std::memory_order_seq_cst) noexcept {
+    note_rmw();
+    return base::compare_exchange_weak(e, d, o);
+  }
   bool compare_exchange_strong(T& e, T d, std::memory_order s, std::memory_order f) noexcept {
-    atomic_probe::note(this, atomic_probe::kind::rmw);
+    note_rmw();
     return base::compare_exchange_strong(e, d, s, f);
   }
-  template <class U = T>
+  bool compare_exchange_strong(T& e, T d,
+                               std::memory_order o = std::memory_order_seq_cst) noexcept {
+    note_rmw();
+    return base::compare_exchange_strong(e, d, o);
+  }
+  template <class U>
   T fetch_add(U v, std::memory_order o = std::memory_order_seq_cst) noexcept {
-    atomic_probe::note(this, atomic_probe::kind::rmw);
+    note_rmw();
     return base::fetch_add(v, o);
   }
-  template <class U = T>
+  template <class U>
   T fetch_sub(U v, std::memory_order o = std::memory_order_seq_cst) noexcept {
-    atomic_probe::note(this, atomic_probe::kind::rmw);
+    note_rmw();
     return base::fetch_sub(v, o);
   }
-  template <class U = T>
+  template <class U>
+  T fetch_and(U v, std::memory_order o = std::memory_order_seq_cst) noexcept {
+    note_rmw();
+    return base::fetch_and(v, o);
+  }
+  template <class U>
   T fetch_or(U v, std::memory_order o = std::memory_order_seq_cst) noexcept {
-    atomic_probe::note(this, atomic_probe::kind::rmw);
+    note_rmw();
     return base::fetch_or(v, o);
+  }
+  template <class U>
+  T fetch_xor(U v, std::memory_order o = std::memory_order_seq_cst) noexcept {
+    note_rmw();
+    return base::fetch_xor(v, o);
+  }
+  T operator++() noexcept {
+    note_rmw();
+    return base::operator++();
+  }
+  T operator++(int) noexcept {
+    note_rmw();
+    return base::operator++(0);
+  }
+  T operator--() noexcept {
+    note_rmw();
+    return base::operator--();
+  }
+  T operator--(int) noexcept {
+    note_rmw();
+    return base::operator--(0);
+  }
+  template <class U>
+  T operator+=(U v) noexcept {
+    note_rmw();
+    return base::operator+=(v);
+  }
+  template <class U>
+  T operator-=(U v) noexcept {
+    note_rmw();
+    return base::operator-=(v);
+  }
+  template <class U>
+  T operator&=(U v) noexcept {
+    note_rmw();
+    return base::operator&=(v);
+  }
+  template <class U>
+  T operator|=(U v) noexcept {
+    note_rmw();
+    return base::operator|=(v);
+  }
+  template <class U>
+  T operator^=(U v) noexcept {
+    note_rmw();
+    return base::operator^=(v);
   }
 };
 
