@@ -183,10 +183,10 @@ TEST_CASE("atomic probe: reads record nothing", "[hitpath]") {
     sum += a.load(std::memory_order_acquire);
     sum += a;  // implicit conversion is a load
     sum += b.load() ? 1 : 0;
-    sum += a.is_lock_free() ? 1 : 0;
   });
   CHECK(ev.empty());
-  CHECK(sum == 7 + 7 + 7 + 1 + (a.is_lock_free() ? 1 : 0));
+  CHECK(sum == 7 + 7 + 7 + 1);
+  // is_lock_free() is not called: with clang and libstdc++ it needs libatomic.
   CHECK(probed<std::uint64_t>::is_always_lock_free ==
         std::atomic<std::uint64_t>::is_always_lock_free);
 }
