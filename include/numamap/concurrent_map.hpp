@@ -185,16 +185,8 @@ class concurrent_map {
     const detail::hashed hv = hash_of(k);
     shard_t& s = shard_for(hv);
     auto g = domain_->pin();
-    const std::uint64_t w = s.make_word(std::move(v));
     std::uint64_t prev = 0;
-    bool had;
-    try {
-      had = s.swap(hv, equal_to(k), key_maker(k), w, g.record(), prev);
-    } catch (...) {
-      s.free_word(w);
-      throw;
-    }
-    if (had) s.retire_word(prev);
+    if (swap_in(s, hv, k, std::move(v), g, prev)) s.retire_word(prev);
   }
 
   /// LoadOrStore: the existing value and true, or stores v and returns it and false.
@@ -236,16 +228,8 @@ class concurrent_map {
     const detail::hashed hv = hash_of(k);
     shard_t& s = shard_for(hv);
     auto g = domain_->pin();
-    const std::uint64_t w = s.make_word(std::move(v));
     std::uint64_t prev = 0;
-    bool had;
-    try {
-      had = s.swap(hv, equal_to(k), key_maker(k), w, g.record(), prev);
-    } catch (...) {
-      s.free_word(w);
-      throw;
-    }
-    if (!had) return std::nullopt;
+    if (!swap_in(s, hv, k, std::move(v), g, prev)) return std::nullopt;
     return take(s, prev);
   }
 
@@ -441,6 +425,20 @@ class concurrent_map {
     if (snap.state != detail::state_present) return false;
     on_word(snap.word);
     return true;
+  }
+
+  /// Store and Swap's common step (the caller pinned by g): makes v's word and swaps it
+  /// in; returns whether k had a value, whose word is then in `prev` for the caller to
+  /// retire or take. If the swap throws, the new word is freed and the map is unchanged.
+  bool swap_in(shard_t& s, const detail::hashed& hv, const Key& k, Value v,
+               const detail::epoch_domain::guard& g, std::uint64_t& prev) {
+    const std::uint64_t w = s.make_word(std::move(v));
+    try {
+      return s.swap(hv, equal_to(k), key_maker(k), w, g.record(), prev);
+    } catch (...) {
+      s.free_word(w);
+      throw;
+    }
   }
 
   /// The value of a removed or replaced word; retires the word even if the copy throws.
