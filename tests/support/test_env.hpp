@@ -63,4 +63,26 @@ inline std::uint64_t test_seed(const std::string& name) {
   return x;
 }
 
+/// RAII: sets an environment variable for the scope of a test, then restores (or unsets) it.
+struct scoped_env {
+  scoped_env(const char* name, const std::string& value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
+    setenv(name, value.c_str(), 1);
+  }
+  scoped_env(const scoped_env&) = delete;
+  scoped_env& operator=(const scoped_env&) = delete;
+  ~scoped_env() {
+    if (had_) {
+      setenv(name_, old_.c_str(), 1);
+    } else {
+      unsetenv(name_);
+    }
+  }
+
+ private:
+  const char* name_;
+  std::string old_;
+  bool had_ = false;
+};
+
 }  // namespace numamap_test

@@ -20,6 +20,7 @@
 
 #include "numamap/memory.hpp"
 #include "test_catch.hpp"
+#include "test_env.hpp"
 
 using numamap::counting_memory;
 using numamap::heap_memory;
@@ -27,25 +28,9 @@ using numamap::numa_memory;
 using numamap::numa_policy;
 using numamap::topology;
 namespace d = numamap::detail;
+using numamap_test::scoped_env;
 
 namespace {
-
-struct scoped_env {
-  scoped_env(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
-    setenv(name, value, 1);
-  }
-  ~scoped_env() {
-    if (had_) {
-      setenv(name_, old_.c_str(), 1);
-    } else {
-      unsetenv(name_);
-    }
-  }
-  const char* name_;
-  std::string old_;
-  bool had_ = false;
-};
 
 // RAII: restores the system call table after a test replaced entries.
 struct scoped_syscalls {

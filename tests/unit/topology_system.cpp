@@ -15,9 +15,12 @@
 
 #include "numamap/topology.hpp"
 #include "test_catch.hpp"
+#include "test_env.hpp"
 
 using numamap::topology;
 using numamap::detail::topology_access;
+
+using numamap_test::scoped_env;
 
 namespace {
 
@@ -51,24 +54,6 @@ bool pin_to(unsigned cpu) {
   CPU_SET(cpu, &set);
   return sched_setaffinity(0, sizeof set, &set) == 0;
 }
-
-// RAII: sets an environment variable for the scope of a test.
-struct scoped_env {
-  scoped_env(const char* name, const std::string& value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
-    setenv(name, value.c_str(), 1);
-  }
-  ~scoped_env() {
-    if (had_) {
-      setenv(name_, old_.c_str(), 1);
-    } else {
-      unsetenv(name_);
-    }
-  }
-  const char* name_;
-  std::string old_;
-  bool had_ = false;
-};
 
 }  // namespace
 
