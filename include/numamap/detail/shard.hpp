@@ -529,11 +529,23 @@ class shard {
     return false;
   }
 
-  /// A new key: into the dirty map, marking the view amended. All allocation first, so an
-  /// exception changes nothing (w stays the caller's).
+  /// A new key. Into a free slot of the current read table when it has one (an append of
+  /// one key: the view stays as it is, and the key is on the lock-free path at once), else
+  /// into the dirty map, marking the view amended. All allocation first, so an exception
+  /// changes nothing (w stays the caller's).
   template <class MakeKey>
   void insert_new_locked(const hashed& hv, const MakeKey& make_key, std::uint64_t w) {
     const view v = load_view(std::memory_order_relaxed);  // as (S2)
+    table_t* t = v.table();
+    if (t != empty_table() && t->fits(1)) {
+      entry_t* e = new_entry(hv, make_key, w);
+      // (T2) inside: readers probing t see the slot or not; both are right, since the key
+      // was absent until this store, and the view needs no change (see design.md, "direct
+      // insertion").
+      t->insert(make_slot(e, hv.tag()));
+      size_->fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
     if (!dirty_->fits(1)) grow_dirty_locked();
     entry_t* e = new_entry(hv, make_key, w);
     dirty_->insert(make_slot(e, hv.tag()));
