@@ -85,10 +85,10 @@ inline const char* to_string(numa_policy p) noexcept {
 
 namespace detail {
 
-inline bool env_disables_numa() noexcept {
-  const char* v = std::getenv("NUMAMAP_DISABLE_NUMA");
-  return v != nullptr && *v != '\0' && std::string(v) != "0";
-}
+// env_flag: topology.hpp.
+inline bool env_disables_numa() noexcept { return env_flag("NUMAMAP_DISABLE_NUMA"); }
+/// NUMAMAP_NO_HUGE_PAGES=1: no MADV_HUGEPAGE on large mappings (see numa_arena.hpp).
+inline bool env_disables_huge_pages() noexcept { return env_flag("NUMAMAP_NO_HUGE_PAGES"); }
 
 // The shared state of numa_memory handles: one arena per node, created at construction for the
 // topology's nodes (after an mbind probe) and on first use for any other node id.
@@ -226,6 +226,7 @@ class numa_state {
     placement_policy p;
     p.mode = mode_bits();
     p.strict = policy_ == numa_policy::bind;
+    p.huge_pages = !env_disables_huge_pages();
     if (policy_ == numa_policy::interleave) {
       p.mask = interleave_set_;
     } else {

@@ -479,3 +479,69 @@ TEST_CASE("heap_memory honours alignment", "[memory]") {
     h.deallocate(p, 100, align, 0);
   }
 }
+
+namespace {
+// The VmFlags line of the mapping holding p in /proc/self/smaps ("" if none was found).
+std::string vm_flags_of(const void* p) {
+  std::ifstream in("/proc/self/smaps");
+  std::string line;
+  const auto addr = reinterpret_cast<std::uintptr_t>(p);
+  bool inside = false;
+  while (std::getline(in, line)) {
+    const auto dash = line.find('-');
+    const auto space = line.find(' ');
+    if (dash != std::string::npos && space != std::string::npos && dash < space &&
+        line.find_first_not_of("0123456789abcdef") == dash) {
+      const std::uintptr_t lo = std::stoull(line.substr(0, dash), nullptr, 16);
+      const std::uintptr_t hi = std::stoull(line.substr(dash + 1, space - dash - 1), nullptr, 16);
+      inside = lo <= addr && addr < hi;
+    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+      return line;
+    }
+  }
+  return "";
+}
+bool has_flag(const std::string& vm_flags, const std::string& flag) {
+  std::istringstream ls(vm_flags);
+  std::string f;
+  while (ls >> f) {
+    if (f == flag) return true;
+  }
+  return false;
+}
+// Whether this kernel has transparent huge pages (MADV_HUGEPAGE is EINVAL without).
+bool kernel_has_thp() {
+  std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
+  return in.good();
+}
+}  // namespace
+
+TEST_CASE("mappings of 4 MiB and more are advised MADV_HUGEPAGE; NUMAMAP_NO_HUGE_PAGES=1 stops it",
+          "[memory]") {
+  const numamap::node_id node = topology::system().nodes().front().id;
+  const std::size_t big = std::size_t{8} << 20, small = std::size_t{3} << 20;
+  numa_memory m;
+  if (m.is_fallback() || !kernel_has_thp()) {
+    CHECK((m.is_fallback() ? m.note().size() > 0 : true));
+    return;  // heap memory, or no THP: there is no advice to give
+  }
+  void* b = m.allocate(big, 64, node);
+  void* s = m.allocate(small, 64, node);
+  const std::string fb = vm_flags_of(b), fs = vm_flags_of(s);
+  INFO(fb << " / " << fs);
+  REQUIRE(!fb.empty());
+  CHECK(has_flag(fb, "hg"));   // VM_HUGEPAGE: madvise(MADV_HUGEPAGE) took
+  CHECK(!has_flag(fs, "hg"));  // below arena_huge_min: 4 KiB pages
+  m.deallocate(s, small, 64, node);
+  m.deallocate(b, big, 64, node);
+
+  scoped_env e("NUMAMAP_NO_HUGE_PAGES", "1");
+  numa_memory off;
+  REQUIRE(!off.is_fallback());
+  void* c = off.allocate(big, 64, node);
+  const std::string fc = vm_flags_of(c);
+  INFO(fc);
+  REQUIRE(!fc.empty());
+  CHECK(!has_flag(fc, "hg"));
+  off.deallocate(c, big, 64, node);
+}

@@ -8,7 +8,8 @@
 // Layout:
 // - Chunks: anonymous private mappings, 2 MiB aligned (so transparent huge pages can back
 //   them), growing geometrically 2, 4, 8, ... 64 MiB (few VMAs: chunks bound to different
-//   nodes never merge, and vm.max_map_count is 65530).
+//   nodes never merge, and vm.max_map_count is 65530). Mappings of 4 MiB and more (chunks
+//   and large blocks) are advised MADV_HUGEPAGE unless NUMAMAP_NO_HUGE_PAGES=1.
 // - Size classes 8 B .. 64 KiB (8-byte steps up to 64, then four classes per power of two).
 //   Each class bump-allocates from runs carved page-aligned out of the current chunk and
 //   keeps an intrusive free list of returned blocks. Blocks are packed at the class size (a
@@ -57,6 +58,8 @@ inline constexpr std::size_t arena_chunk_min = std::size_t{2} << 20;
 inline constexpr std::size_t arena_chunk_max = std::size_t{64} << 20;
 inline constexpr std::size_t arena_chunk_align = std::size_t{2} << 20;
 inline constexpr std::size_t arena_max_block_align = 4096;
+/// Mappings of at least this size are advised MADV_HUGEPAGE (see map_region).
+inline constexpr std::size_t arena_huge_min = std::size_t{4} << 20;
 /// Padding of per-class lock state (x86-64 adjacent-line prefetch pairs 64-byte lines).
 inline constexpr std::size_t arena_line = 128;
 
@@ -135,6 +138,7 @@ struct placement_policy {
   int mode = mpol_preferred | mpol_f_static_nodes;  // mode | flags for mbind
   node_mask mask;       // the node (preferred, bind) or the interleave set
   bool strict = false;  // bind: check free memory, populate, fail instead of falling back
+  bool huge_pages = true;  // MADV_HUGEPAGE on mappings of at least arena_huge_min bytes
 };
 
 /// The bind-mode headroom: what must stay free on the node beyond the request (the kernel's
@@ -305,6 +309,13 @@ class node_arena {
         throw std::bad_alloc();
       }
     }
+    // Large mappings ask for transparent huge pages (where THP is "madvise" only,
+    // they get none otherwise): a 10M-key map's tables and entries span hundreds of MiB, and
+    // with 4 KiB pages nearly every lookup also misses the TLB. After mbind, before the
+    // first touch, so huge pages come from the policy's node too. Small mappings (the first
+    // chunks of a small map) stay on 4 KiB pages: a huge page would make a 1K-key map
+    // resident in 2 MiB steps. Advice only: an error (no THP in the kernel) changes nothing.
+    if (policy_.huge_pages && len >= arena_huge_min) (void)::madvise(p, len, MADV_HUGEPAGE);
     if (policy_.strict && !populate(p, len)) {
       ::munmap(p, len);
       throw std::bad_alloc();
