@@ -136,8 +136,8 @@ inline void* map_aligned(std::size_t len, std::size_t align) noexcept {
 /// How a node's memory is placed.
 struct placement_policy {
   int mode = mpol_preferred | mpol_f_static_nodes;  // mode | flags for mbind
-  node_mask mask;       // the node (preferred, bind) or the interleave set
-  bool strict = false;  // bind: check free memory, populate, fail instead of falling back
+  node_mask mask;          // the node (preferred, bind) or the interleave set
+  bool strict = false;     // bind: check free memory, populate, fail instead of falling back
   bool huge_pages = true;  // MADV_HUGEPAGE on mappings of at least arena_huge_min bytes
 };
 
