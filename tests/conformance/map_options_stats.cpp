@@ -4,6 +4,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "map_kinds.hpp"
 #include "test_catch.hpp"
@@ -157,3 +158,42 @@ TEST_CASE("map(options{topology::synthetic}) with the default memory resource wo
   CHECK(m.stats().nodes.size() == 4);
 }
 #endif
+
+TEST_CASE(
+    "map.stats: a new key goes into a table with room, so misses on absent keys stay "
+    "lock-free (design.md, direct insertion)",
+    "[conformance][map.stats]") {
+  u64_map::options o;
+  o.shards_per_node = 1;
+  u64_map m(o);
+  const auto shard_misses = [&] {
+    std::uint64_t n = 0, promotions = 0;
+    for (const auto& s : m.stats().shards) {
+      n += s.misses;
+      promotions += s.promotions;
+    }
+    return std::make_pair(n, promotions);
+  };
+  // The first keys fill the dirty map (the shard has no table yet) until a promotion builds
+  // one; loads of the present keys trigger it if the growth rule did not.
+  for (std::uint64_t i = 0; i < 1000; ++i) m.store(i, i);
+  for (std::uint64_t i = 0; i < 1000; ++i) REQUIRE(m.load(i) == i);
+  for (std::uint64_t i = 0; i < 1000; ++i) REQUIRE(m.load(i) == i);
+  const auto before = shard_misses();
+  REQUIRE(before.second >= 1);  // the shard has a real table now
+  // New keys while the table has room, each followed by loads of absent keys: with the new
+  // key in the dirty map the view would be amended and every absent load would take the
+  // mutex and count a miss (and soon promote). Inserted into the table, nothing is missed.
+  std::size_t fresh = 0;
+  for (std::uint64_t i = 1000; i < 1100; ++i) {
+    m.store(i, i);
+    ++fresh;
+    for (std::uint64_t a = 0; a < 8; ++a) CHECK_FALSE(m.load(1'000'000 + i * 8 + a).has_value());
+    CHECK(m.load(i) == i);  // on the lock-free path at once
+  }
+  const auto after = shard_misses();
+  CHECK(after.first == before.first);
+  CHECK(after.second == before.second);  // no promotion was needed
+  CHECK(m.size() == 1000 + fresh);
+  for (std::uint64_t i = 0; i < 1100; ++i) CHECK(m.load(i) == i);
+}

@@ -6,10 +6,13 @@
 //         atomic pointer. Readers load it (acquire) and probe its table without a lock and
 //         without writing shared memory. `amended` says the dirty map holds keys the table
 //         lacks. A view is replaced only with mu_ held.
-// dirty_  The dirty map: keys stored since the last promotion, guarded by mu_. Unlike Go,
-//         it holds only the NEW keys (a delta), not a copy of the read map: Go copies every
-//         live entry of the read map into a fresh dirty map on the first store after a
-//         promotion, O(n) per cycle; here that copy does not exist.
+// dirty_  The dirty map: new keys that found no room in the read table, guarded by mu_.
+//         Unlike Go, it holds only NEW keys (a delta), not a copy of the read map: Go copies
+//         every live entry of the read map into a fresh dirty map on the first store after a
+//         promotion, O(n) per cycle; here that copy does not exist. And while the current
+//         table has a free slot (load <= 3/4), a new key goes straight into it (an append of
+//         one key, see insert_new_locked), so the dirty map is used only while the table is
+//         full or the shard has none yet.
 // misses_ Lookups that had to take mu_ and look in dirty_ since the last promotion.
 //         Guarded by mu_, so it shares a line with nothing readers touch.
 //
