@@ -280,10 +280,10 @@ class concurrent_map {
       const bool go_on = s->for_each(g.record(), [&](const auto& e, std::uint64_t w) {
         return shard_t::with_value(w, [&](const Value& v) -> bool {
           if constexpr (std::is_void_v<std::invoke_result_t<F&, const Key&, const Value&>>) {
-            f(e.key, v);
+            f(e.key(), v);
             return true;
           } else {
-            return static_cast<bool>(f(e.key, v));
+            return static_cast<bool>(f(e.key(), v));
           }
         });
       });
@@ -408,7 +408,7 @@ class concurrent_map {
   }
   template <class K>
   auto equal_to(const K& k) const {
-    return [this, &k](const detail::entry<Key>& e) -> bool { return eq_(e.key, k); };
+    return [this, &k](const detail::entry<Key>& e) -> bool { return eq_(e.key(), k); };
   }
   static auto key_maker(const Key& k) {
     return [&k](auto&& construct) { return construct(k); };
@@ -427,11 +427,8 @@ class concurrent_map {
     const std::size_t i = hv.shard(shards_.size());
     auto g = domain_->pin();
     auto* e = shard_t::find_in_read(reads_[i], i, hv, equal_to(k), g.record());
-    if (e == nullptr) {
-      e = shards_[i]->find_after_read_miss(hv, equal_to(k), g.record());
-      if (e == nullptr) return false;
-    }
-    const auto snap = e->read();
+    const auto snap =
+        e != nullptr ? e->read() : shards_[i]->find_after_read_miss(hv, equal_to(k), g.record());
     if (snap.state != detail::state_present) return false;
     on_word(snap.word);
     return true;

@@ -1,11 +1,15 @@
 // numamap/detail/entry.hpp — one key's entry: the key's single linearization point.
 //
-// Every key present in a shard has exactly one live entry. Its state and value sit in two
-// words guarded by a sequence lock:
+// Entries live inside the slots of a shard's tables (table.hpp): a probe that finds the key
+// has the entry's line already. Every key present in a shard has exactly one live entry.
+// Its state and value sit in two words guarded by a sequence lock:
 //
-//   ctl   [count:29][lock:1][state:2]   state: present, deleted, expunged
+//   ctl   [count:27][moved:1][full:1][lock:1][state:2]   0: an empty slot
+//   hash  the key's bucket bits; written before the slot is published, then immutable
 //   word  the value's bits (trivially copyable values of up to 8 bytes: "inline"), or a
 //         pointer to an immutable heap node holding the value ("out of line")
+//   key   the key itself when trivially copyable and at most 8 bytes, else a pointer to an
+//         immutable key node (so moving an entry to another table never copies a key)
 //
 // Readers never write: they read ctl, word, ctl again and retry if ctl changed or was
 // locked (a seqlock). Writers of one entry serialise on the lock bit, change word and state,
@@ -16,13 +20,20 @@
 // - present: the key maps to `word`.
 // - deleted: the key is absent, but the entry is still in the shard's current read table;
 //   a store revives it without the shard mutex.
-// - expunged: the entry is no longer in the shard's current structures (a rebuild dropped
-//   it, the dirty map lost it, or clear ran). Final: a writer that finds it takes the shard
-//   mutex and looks again. Only entries in abandoned tables are ever expunged.
+// - expunged: the entry is no longer in the shard's current structures. Final: a writer that
+//   finds it takes the shard mutex and looks again in the current view. Only entries of
+//   tables that stopped being current are expunged. Two kinds:
+//   - dropped (a rebuild left a deleted entry out, or clear ran): readers see it absent;
+//   - moved (the `moved` bit): a rebuild froze the present entry and copied it into the new
+//     table. Readers that still reach the old copy see it present with its frozen value,
+//     which was the key's value when the rebuild froze it, a moment inside their operation
+//     (they loaded the old view before the new one was published).
 #pragma once
 
 #include <cstdint>
+#include <new>
 #include <thread>
+#include <type_traits>
 #include <utility>
 
 #include "../config.hpp"
@@ -37,7 +48,30 @@ inline constexpr std::uint32_t state_deleted = 1;
 inline constexpr std::uint32_t state_expunged = 2;
 inline constexpr std::uint32_t state_mask = 3;
 inline constexpr std::uint32_t lock_bit = 4;
-inline constexpr std::uint32_t count_one = 8;
+inline constexpr std::uint32_t full_bit = 8;    // the slot holds an entry (never cleared in a
+                                                // table readers probe)
+inline constexpr std::uint32_t moved_bit = 16;  // expunged by a move: frozen, still present
+inline constexpr std::uint32_t count_one = 32;
+
+/// Keys stored in the slot itself.
+template <class Key>
+inline constexpr bool key_inline = std::is_trivially_copyable_v<Key> && sizeof(Key) <= 8 &&
+                                   alignof(Key) <= 8;
+
+/// Where an entry keeps its key: the key's bytes, or a pointer to an immutable node.
+template <class Key, bool Inline = key_inline<Key>>
+struct key_slot {
+  alignas(Key) unsigned char bytes[sizeof(Key)];
+  const Key& get() const noexcept { return *std::launder(reinterpret_cast<const Key*>(bytes)); }
+  /// Copies another slot's key (trivially copyable: cannot throw).
+  void copy_from(const key_slot& o) noexcept { new (bytes) Key(o.get()); }
+};
+template <class Key>
+struct key_slot<Key, false> {
+  const Key* node;
+  const Key& get() const noexcept { return *node; }
+  void copy_from(const key_slot& o) noexcept { node = o.node; }  // the node changes hands
+};
 
 /// Spins politely: pause first, then yield (a writer holding an entry may be preempted).
 struct backoff {
@@ -54,7 +88,7 @@ struct backoff {
 template <class Key>
 struct entry {
   struct snapshot {
-    std::uint32_t state;
+    std::uint32_t state;  // as readers see it: a moved entry is present
     std::uint64_t word;
   };
   /// What a locked writer found.
@@ -64,14 +98,23 @@ struct entry {
     std::uint32_t state() const noexcept { return ctl & state_mask; }
   };
 
-  detail::atomic<std::uint32_t> ctl{state_present};
-  const std::uint32_t hash;  // bucket bits (hash_mix.hpp); immutable
-  detail::atomic<std::uint64_t> word;
-  const Key key;  // immutable
+  // An empty slot: all zero. The table constructs every slot so before it is shared, and
+  // fills a slot's fields before publishing it with a release store of ctl (table.hpp).
+  detail::atomic<std::uint32_t> ctl{0};
+  std::uint32_t hash = 0;  // bucket bits (hash_mix.hpp); immutable once published
+  detail::atomic<std::uint64_t> word{0};
+  key_slot<Key> key_;  // immutable once published
 
-  template <class... A>
-  entry(std::uint32_t h, std::uint64_t w, A&&... key_args)
-      : hash(h), word(w), key(std::forward<A>(key_args)...) {}
+  entry() noexcept : key_() {}
+  entry(const entry&) = delete;
+  entry& operator=(const entry&) = delete;
+
+  const Key& key() const noexcept { return key_.get(); }
+  bool is_full() const noexcept { return ctl.load(std::memory_order_relaxed) != 0; }
+
+  static std::uint32_t visible_state(std::uint32_t c) noexcept {
+    return (c & moved_bit) != 0 ? state_present : (c & state_mask);
+  }
 
   /// A consistent (state, word) pair. Writes nothing.
   NUMAMAP_ALWAYS_INLINE snapshot read() const noexcept {
@@ -86,7 +129,7 @@ struct entry {
         //      (E4) sees that lock or later and the pair is rejected.
         fence_acquire();
         const std::uint32_t c2 = ctl.load(std::memory_order_relaxed);  // (E4)
-        if (c1 == c2) return {c1 & state_mask, w};
+        if (c1 == c2) return {visible_state(c1), w};
       }
       wait();
     }
@@ -118,6 +161,14 @@ struct entry {
     word.store(w, std::memory_order_relaxed);
     // (E6) release: the word (and a new value node) before the new ctl.
     ctl.store(((l.ctl + count_one) & ~(lock_bit | state_mask)) | s, std::memory_order_release);
+  }
+
+  /// A rebuild, holding the lock of a present entry it has copied: freezes it (expunged and
+  /// moved, the word kept for readers that still reach it) and releases the lock.
+  void unlock_moved(const locked& l) noexcept {
+    // (E6) as unlock. The count moves, so a reader's (E1)..(E4) sees the change.
+    ctl.store(((l.ctl + count_one) & ~(lock_bit | state_mask)) | moved_bit | state_expunged,
+              std::memory_order_release);
   }
 
   /// deleted -> expunged in one step, without the lock (a rebuild, shard mutex held).

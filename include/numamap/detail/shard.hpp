@@ -24,13 +24,18 @@
 //   published. Readers that probe the table meanwhile may see the new slots or not; both
 //   are right, because their older view says amended and sends a miss to mu_. Cost:
 //   O(|dirty|), no copy of the table.
-// - rebuild: otherwise a new table sized for the live entries is built; deleted entries are
-//   expunged (so no lock-free store can revive them) and left out; the view is published;
-//   the old table and the expunged entries are retired. O(n), amortised like a hash table
-//   resize: it happens when the table doubles or when deletions outnumber live entries.
-// Invariants: an entry lives in exactly one of {current table, dirty map}; the current table
-// never holds an expunged entry; dirty-map entries are present and change only under mu_;
-// a table holds at most one entry per key; a table only gains slots while it is current.
+// - rebuild: otherwise a new table sized for the live entries is built. Entries live in the
+//   slots (table.hpp), so the live ones are moved: deleted entries are expunged (so no
+//   lock-free store can revive them) and left out; each present entry is locked, copied into
+//   the new table and released frozen (expunged + moved: writers that reach it go to mu_ and
+//   then to the new table, readers see its frozen value); the view is published; the old
+//   table is retired whole. O(n), amortised like a hash table resize: it happens when the
+//   table doubles or when deletions outnumber live entries.
+// Invariants: a key has at most one entry that is not expunged, in the current table or in
+// the dirty map; the current table never holds an expunged entry; dirty-map entries are
+// present and change only under mu_ (no pointer to one outlives the lock: erasing and
+// promoting move them); a table holds at most one entry per key; a table only gains slots
+// while it is current, and a full slot's hash and key never change.
 //
 // Counters: misses, promotions and rebuilds are written under mu_ (relaxed atomics so
 // stats() may read them); the live-key count and the byte count sit on their own lines;
@@ -80,21 +85,22 @@ template <class Key, class Value, class Memory>
 class shard {
  public:
   using entry_t = entry<Key>;
-  using table_t = entry_table<entry_t>;
+  using table_t = entry_table<Key>;
+  using snapshot = typename entry_t::snapshot;
   /// The read snapshot {table, amended} packed in one word: the table pointer (bits 3..47;
   /// tables are 8-byte aligned and below 2^48), the amended flag in bit 0, and log2 of the
   /// table's capacity in bits 56..63, so a probe needs no load of the table's header.
   /// Publishing a view is one store.
   struct view {
     std::uintptr_t bits;
-    table_t* table() const noexcept {
-      return reinterpret_cast<table_t*>(bits & pointer_mask & ~std::uintptr_t{7});
-    }
+    static constexpr std::uintptr_t pointer_bits =
+        ((std::uintptr_t{1} << 48) - 1) & ~std::uintptr_t{7};
+    table_t* table() const noexcept { return reinterpret_cast<table_t*>(bits & pointer_bits); }
     bool amended() const noexcept { return (bits & 1U) != 0; }
     std::size_t mask() const noexcept { return (std::size_t{1} << (bits >> 56)) - 1; }
     template <class Eq>
     NUMAMAP_ALWAYS_INLINE entry_t* find(const hashed& hv, const Eq& eq) const {
-      return table_t::find_masked(table(), mask(), hv.bucket_bits(), hv.tag(), eq);
+      return table_t::find_masked(table(), mask(), hv.bucket_bits(), eq);
     }
   };
   struct value_node {
@@ -117,16 +123,8 @@ class shard {
   /// Frees everything reachable. Retired objects are the domain's (freed before this).
   ~shard() {
     const view v = load_view(std::memory_order_relaxed);
-    auto free_all = [this](std::uint64_t w) {
-      entry_t* e = slot_entry<entry_t>(w);
-      const auto s = e->read();
-      if (s.state == state_present) free_word(s.word);
-      free_entry(e);
-    };
-    v.table()->for_each(free_all);
-    dirty_->for_each(free_all);
-    free_table(v.table());
-    free_table(dirty_);
+    free_table_and_contents(v.table());
+    free_table_and_contents(dirty_);
   }
 
   node_id node() const noexcept { return node_; }
@@ -199,15 +197,23 @@ class shard {
   }
 
   /// After find_in_read missed: counts the miss and, if the view is amended, looks again
-  /// under mu_, in the table and then in the dirty map.
+  /// under mu_, in the table and then in the dirty map. The entry is read with mu_ held: a
+  /// dirty entry does not outlive the lock (a promotion copies it out and clears its slot).
+  /// Returns the snapshot; state_expunged when the key was not found.
   template <class Eq>
-  NUMAMAP_NOINLINE entry_t* find_after_read_miss(const hashed& hv, const Eq& eq,
+  NUMAMAP_NOINLINE snapshot find_after_read_miss(const hashed& hv, const Eq& eq,
                                                  thread_record* rec) {
     bump(rec, counter(ctr_table_misses));
     const view v = load_view(std::memory_order_acquire);  // as (S1)
-    if (!v.amended()) return nullptr;
+    if (!v.amended()) return {state_expunged, 0};
     std::lock_guard<adaptive_mutex> lk(mu_);
-    return find_locked(hv, eq, /*count_miss=*/true);
+    const view lv = load_view(std::memory_order_relaxed);  // as (S2)
+    if (entry_t* e = lv.find(hv, eq)) return e->read();    // promoted meanwhile
+    if (!lv.amended()) return {state_expunged, 0};
+    entry_t* e = dirty_->find(hv.bucket_bits(), eq);
+    const snapshot out = e != nullptr ? e->read() : snapshot{state_expunged, 0};
+    miss_locked();  // last: it may promote, moving e
+    return out;
   }
 
   /// Store: sets the key to word w (w is consumed in every outcome but an exception).
@@ -227,7 +233,7 @@ class shard {
       e->unlock_unchanged(l);
     }
     std::lock_guard<adaptive_mutex> lk(mu_);
-    if (entry_t* e = find_locked(hv, eq, /*count_miss=*/false)) {
+    if (entry_t* e = find_locked(hv, eq)) {
       auto l = e->lock();  // not expunged: see the invariants
       e->unlock(l, w, state_present);
       bump(rec, counter(ctr_stores));
@@ -272,23 +278,99 @@ class shard {
   bool remove(const hashed& hv, const Eq& eq, thread_record* rec, std::uint64_t& prev) {
     reserve_retire(rec, 2);
     view v = load_view(std::memory_order_acquire);  // as (S1)
-    entry_t* e = v.find(hv, eq);
-    if (e == nullptr && v.amended()) {
-      std::lock_guard<adaptive_mutex> lk(mu_);
-      v = load_view(std::memory_order_relaxed);  // (S2) relaxed: mu_ orders writers of read_
-      e = v.find(hv, eq);
-      if (e == nullptr && v.amended()) {
-        e = dirty_->find(hv.bucket_bits(), hv.tag(), eq);
-        if (e != nullptr) {
-          prev = drop_dirty_locked(e);
-          miss_locked();
-          return true;
-        }
-        miss_locked();
-      }
+    if (entry_t* e = v.find(hv, eq)) {
+      auto l = e->lock();
+      if (l.state() != state_expunged) return delete_locked_entry(e, l, prev);
+      e->unlock_unchanged(l);  // moved or dropped by a rebuild: look again under mu_
+    } else if (!v.amended()) {
+      return false;
     }
+    std::lock_guard<adaptive_mutex> lk(mu_);
+    v = load_view(std::memory_order_relaxed);  // (S2) relaxed: mu_ orders writers of read_
+    if (entry_t* e = v.find(hv, eq)) {
+      auto l = e->lock();  // in the current table with mu_ held: not expunged (invariant 2)
+      return delete_locked_entry(e, l, prev);
+    }
+    if (!v.amended()) return false;
+    entry_t* e = dirty_->find(hv.bucket_bits(), eq);
+    bool done = false;
+    if (e != nullptr) {
+      prev = drop_dirty_locked(e);
+      done = true;
+    }
+    miss_locked();
+    return done;
+  }
+
+  /// CompareAndSwap / CompareAndDelete. `matches(word)` compares the current value with
+  /// the expected one (outside any entry lock); `produce()` makes the new word, or the
+  /// delete happens when `is_delete`. Returns whether it swapped; the replaced word via
+  /// `prev`.
+  template <class Eq, class Matches, class Produce>
+  bool compare_and(const hashed& hv, const Eq& eq, const Matches& matches, Produce&& produce,
+                   bool is_delete, thread_record* rec, std::uint64_t& prev) {
+    reserve_retire(rec, 2);
+    view v = load_view(std::memory_order_acquire);  // as (S1)
+    std::uint64_t w = 0;
+    bool have_w = false;
+    struct free_unused {
+      shard* self;
+      const std::uint64_t& w;
+      const bool& have;
+      bool used = false;
+      ~free_unused() {
+        if (have && !used) self->free_word(w);
+      }
+    } guard{this, w, have_w};
+    if (entry_t* e = v.find(hv, eq)) {
+      const int r = compare_and_entry(e, matches, produce, is_delete, rec, prev, w, have_w);
+      if (r != retry_locked) {
+        guard.used = r == 1 && !is_delete;
+        return r == 1;
+      }
+    } else if (!v.amended()) {
+      return false;
+    }
+    std::lock_guard<adaptive_mutex> lk(mu_);
+    v = load_view(std::memory_order_relaxed);  // as (S2)
+    if (entry_t* e = v.find(hv, eq)) {
+      // In the current table with mu_ held, e cannot be expunged; lock-free writers may
+      // still change it, so the optimistic loop may go round, but never asks to retry.
+      const int r = compare_and_entry(e, matches, produce, is_delete, rec, prev, w, have_w);
+      guard.used = r == 1 && !is_delete;
+      return r == 1;
+    }
+    entry_t* e = v.amended() ? dirty_->find(hv.bucket_bits(), eq) : nullptr;
     if (e == nullptr) return false;
-    auto l = e->lock();
+    // A dirty entry changes only under mu_, which we hold: compare, then act. The miss is
+    // counted last: it may promote, moving e out of the dirty map.
+    const auto s = e->read();
+    bool done = false;
+    if (matches(s.word)) {
+      if (is_delete) {
+        prev = drop_dirty_locked(e);
+      } else {
+        if (!have_w) {
+          w = produce();
+          have_w = true;
+        }
+        auto l = e->lock();
+        e->unlock(l, w, state_present);
+        bump(rec, counter(ctr_stores));
+        prev = l.word;
+        guard.used = true;
+      }
+      done = true;
+    }
+    miss_locked();
+    return done;
+  }
+
+  static constexpr int retry_locked = 2;
+
+  /// remove's step on an entry the caller locked (not expunged): present -> deleted.
+  bool delete_locked_entry(entry_t* e, const typename entry_t::locked& l,
+                           std::uint64_t& prev) noexcept {
     if (l.state() != state_present) {
       e->unlock_unchanged(l);
       return false;
@@ -299,54 +381,24 @@ class shard {
     return true;
   }
 
-  /// CompareAndSwap / CompareAndDelete. `matches(word)` compares the current value with
-  /// the expected one (outside any lock); `produce()` makes the new word, or the delete
-  /// happens when `is_delete`. Returns whether it swapped; the replaced word via `prev`.
-  template <class Eq, class Matches, class Produce>
-  bool compare_and(const hashed& hv, const Eq& eq, const Matches& matches, Produce&& produce,
-                   bool is_delete, thread_record* rec, std::uint64_t& prev) {
-    reserve_retire(rec, 2);
-    view v = load_view(std::memory_order_acquire);  // as (S1)
-    entry_t* e = v.find(hv, eq);
-    if (e == nullptr) {
-      if (!v.amended()) return false;
-      std::lock_guard<adaptive_mutex> lk(mu_);
-      v = load_view(std::memory_order_relaxed);  // as (S2)
-      e = v.find(hv, eq);
-      if (e == nullptr) {
-        e = v.amended() ? dirty_->find(hv.bucket_bits(), hv.tag(), eq) : nullptr;
-        if (e == nullptr) return false;
-        // A dirty entry changes only under mu_, which we hold: compare, then act. The miss
-        // is counted last: it may promote, moving e out of the dirty map.
-        const auto s = e->read();
-        bool done = false;
-        if (matches(s.word)) {
-          if (is_delete) {
-            prev = drop_dirty_locked(e);
-          } else {
-            const std::uint64_t w = produce();
-            auto l = e->lock();
-            e->unlock(l, w, state_present);
-            bump(rec, counter(ctr_stores));
-            prev = l.word;
-          }
-          done = true;
-        }
-        miss_locked();
-        return done;
-      }
-    }
-    // e is (or was) in a read table: compare optimistically, then swap if unchanged.
-    std::uint64_t w = 0;
-    bool have_w = false;
+  /// compare_and's optimistic loop on a table entry: compare outside the lock, then swap if
+  /// the word is unchanged. Returns 1 (swapped), 0 (absent or not matching) or retry_locked
+  /// (the entry was expunged: moved or dropped by a rebuild; look again under mu_).
+  template <class Matches, class Produce>
+  int compare_and_entry(entry_t* e, const Matches& matches, Produce& produce, bool is_delete,
+                        thread_record* rec, std::uint64_t& prev, std::uint64_t& w, bool& have_w) {
     for (;;) {
       const auto s = e->read();
-      if (s.state != state_present || !matches(s.word)) break;
+      if (s.state != state_present || !matches(s.word)) return 0;
       if (!is_delete && !have_w) {
         w = produce();
         have_w = true;
       }
       auto l = e->lock();
+      if (l.state() == state_expunged) {
+        e->unlock_unchanged(l);
+        return retry_locked;
+      }
       if (l.state() == state_present && l.word == s.word) {
         if (is_delete) {
           e->unlock(l, 0, state_deleted);
@@ -356,12 +408,10 @@ class shard {
           bump(rec, counter(ctr_stores));
         }
         prev = l.word;
-        return true;
+        return 1;
       }
       e->unlock_unchanged(l);  // changed meanwhile: look again
     }
-    if (have_w) free_word(w);
-    return false;
   }
 
   /// Visits every present key of the read table after promoting the dirty map. f(entry&,
@@ -373,17 +423,18 @@ class shard {
       std::lock_guard<adaptive_mutex> lk(mu_);
       v = load_view(std::memory_order_relaxed);  // as (S2)
       if (v.amended()) {
-        reserve_retire(rec, v.table()->used() + 2);
+        reserve_retire(rec, 2);
         if (!promote_locked()) throw std::bad_alloc();
         v = load_view(std::memory_order_relaxed);
       }
     }
+    // A rebuild may move the entries meanwhile: a moved entry reads present with the value
+    // it had when frozen, so each key of this table is seen once.
     bool go_on = true;
-    v.table()->for_each([&](std::uint64_t slot) {
+    v.table()->for_each([&](entry_t& e) {
       if (!go_on) return;
-      entry_t* e = slot_entry<entry_t>(slot);
-      const auto s = e->read();
-      if (s.state == state_present) go_on = f(*e, s.word);
+      const auto s = e.read();
+      if (s.state == state_present) go_on = f(e, s.word);
     });
     return go_on;
   }
@@ -394,17 +445,16 @@ class shard {
   /// Frees a table from prepare_clear_locked that clear_locked did not take.
   void discard_table(table_t* t) noexcept { free_table(t); }
 
-  /// Clear, step 2 (mu_ held, cannot fail): every entry becomes expunged, the empty view
-  /// is published, and the old table and dirty map are retired whole, with their entries
-  /// and values (one retirement each, whatever the size).
+  /// Clear, step 2 (mu_ held, cannot fail): every entry becomes expunged (dropped), the
+  /// empty view is published, and the old table and dirty map are retired whole, with their
+  /// keys and values (one retirement each, whatever the size).
   void clear_locked(table_t* fresh_dirty) noexcept {
     const view old = load_view(std::memory_order_relaxed);  // as (S2)
-    auto expunge_all = [this](std::uint64_t slot) {
-      entry_t* e = slot_entry<entry_t>(slot);
-      auto l = e->lock();
-      // The word stays: the deferred free (free_table_and_entries) frees a value node it
-      // still points to. Nobody reads the word of an expunged entry.
-      e->unlock(l, l.word, state_expunged);
+    auto expunge_all = [this](entry_t& e) {
+      auto l = e.lock();
+      // The word stays: the deferred free (free_table_and_contents_fn) frees a value node it
+      // still points to. Readers see the entry absent.
+      e.unlock(l, l.word, state_expunged);
       if (l.state() == state_present) size_->fetch_sub(1, std::memory_order_relaxed);
     };
     old.table()->for_each(expunge_all);
@@ -412,9 +462,9 @@ class shard {
     publish(empty_table(), false);
     misses_ = 0;
     if (old.table() != empty_table()) {
-      dom_->retire(old.table(), &free_table_and_entries_fn, this);
+      dom_->retire(old.table(), &free_table_and_contents_fn, this);
     }
-    dom_->retire(dirty_, &free_table_and_entries_fn, this);
+    dom_->retire(dirty_, &free_table_and_contents_fn, this);
     dirty_ = fresh_dirty;
   }
 
@@ -448,13 +498,11 @@ class shard {
   // ---- locked helpers (mu_ held) ------------------------------------------------------
 
   template <class Eq>
-  entry_t* find_locked(const hashed& hv, const Eq& eq, bool count_miss) {
+  entry_t* find_locked(const hashed& hv, const Eq& eq) {
     const view v = load_view(std::memory_order_relaxed);  // as (S2)
     if (entry_t* e = v.find(hv, eq)) return e;
     if (!v.amended()) return nullptr;
-    entry_t* e = dirty_->find(hv.bucket_bits(), hv.tag(), eq);
-    if (count_miss) miss_locked();
-    return e;
+    return dirty_->find(hv.bucket_bits(), eq);
   }
 
   /// The slow path of load_or_store (mu_ taken here). `premade`, if given, is a word
@@ -472,8 +520,12 @@ class shard {
       const view v = load_view(std::memory_order_relaxed);  // as (S2)
       entry_t* e = v.find(hv, eq);
       if (e == nullptr && v.amended()) {
-        e = dirty_->find(hv.bucket_bits(), hv.tag(), eq);
-        if (e != nullptr) miss_locked();
+        if (entry_t* d = dirty_->find(hv.bucket_bits(), eq)) {
+          const std::uint64_t found = d->read().word;  // dirty entries are present
+          if (have_w) free_word(w);
+          miss_locked();  // last: it may promote, moving d
+          return {found, true};
+        }
       }
       if (e != nullptr) {
         const auto s = e->read();
@@ -540,19 +592,15 @@ class shard {
   void insert_new_locked(const hashed& hv, const MakeKey& make_key, std::uint64_t w) {
     const view v = load_view(std::memory_order_relaxed);  // as (S2)
     table_t* t = v.table();
-    if (t != empty_table() && t->fits(1)) {
-      entry_t* e = new_entry(hv, make_key, w);
-      // (T2) inside: readers probing t see the slot or not; both are right, since the key
-      // was absent until this store, and the view needs no change (see design.md, "direct
-      // insertion").
-      t->insert(make_slot(e, hv.tag()));
-      size_->fetch_add(1, std::memory_order_relaxed);
-      return;
-    }
-    if (!dirty_->fits(1)) grow_dirty_locked();
-    entry_t* e = new_entry(hv, make_key, w);
-    dirty_->insert(make_slot(e, hv.tag()));
+    const bool direct = t != empty_table() && t->fits(1);
+    if (!direct && !dirty_->fits(1)) grow_dirty_locked();
+    const key_slot<Key> k = make_key_slot(make_key);  // may throw: nothing changed yet
+    // (T2) inside emplace. Direct: readers probing t see the slot or not; both are right,
+    // since the key was absent until this store, and the view needs no change (design.md,
+    // "direct insertion").
+    (direct ? t : dirty_)->emplace(hv.bucket_bits(), k, w);
     size_->fetch_add(1, std::memory_order_relaxed);
+    if (direct) return;
     if (!v.amended()) publish(v.table(), true);
     const std::size_t live_table = live_in_table_locked();
     if (dirty_->used() >= std::max<std::size_t>(64, live_table / 8)) (void)promote_locked();
@@ -560,20 +608,21 @@ class shard {
 
   void grow_dirty_locked() {
     table_t* t = new_table(dirty_->capacity() * 2);
-    dirty_->for_each([t](std::uint64_t w) { t->insert(w); });
-    free_table(dirty_);  // only ever read under mu_: free at once
+    // Dirty entries are present and change only under mu_: copy them as they are.
+    dirty_->for_each(
+        [t](entry_t& e) { t->emplace_copy(e, e.word.load(std::memory_order_relaxed)); });
+    free_table(dirty_);  // only ever read under mu_: free at once; its keys changed hands
     dirty_ = t;
   }
 
   /// Removes a dirty-map entry (present by the invariants); returns its word, which the
-  /// caller retires.
+  /// caller retires. Only mu_ holders ever reach a dirty entry, so its key is freed at once.
   std::uint64_t drop_dirty_locked(entry_t* e) noexcept {
-    dirty_->erase(e);
-    auto l = e->lock();
-    e->unlock(l, 0, state_expunged);
+    const std::uint64_t w = e->word.load(std::memory_order_relaxed);
+    free_key(*e);
+    dirty_->erase(e);  // moves other dirty entries: e is gone
     size_->fetch_sub(1, std::memory_order_relaxed);
-    retire_entry_ptr(e);
-    return l.word;
+    return w;
   }
 
   void miss_locked() {
@@ -603,54 +652,71 @@ class shard {
       return false;
     }
     if (t != empty_table() && t->fits(d) && dead_t * 2 <= t->used() + 8) {
-      dirty_->for_each([t](std::uint64_t w) { t->insert(w); });
+      // Append: the dirty entries into free slots of the current table, each published by
+      // its (T2); they keep their keys and values, the dirty slots are just emptied.
+      dirty_->for_each(
+          [t](entry_t& e) { t->emplace_copy(e, e.word.load(std::memory_order_relaxed)); });
       dirty_->clear();
       publish(t, false);
     } else {
       // Pass 1: expunge the deleted entries (no lock-free store may revive them now) and
-      // count the survivors. mu_ is held, so the survivors are exactly the entries left
-      // unexpunged: no entry enters the table and only we expunge.
+      // count the survivors, an upper bound of what pass 2 copies: with mu_ held no entry
+      // enters the table, and a survivor can only become deleted meanwhile.
       std::size_t survivors = 0;
-      t->for_each_prefetched([&survivors](std::uint64_t w) {
-        if (!slot_entry<entry_t>(w)->try_expunge_deleted()) ++survivors;
+      t->for_each([&survivors](entry_t& e) {
+        if (!e.try_expunge_deleted()) ++survivors;
       });
-      const std::size_t dead = t->used() - survivors;
       table_t* nt = nullptr;
-      graveyard* grave = nullptr;
       try {
-        rec->bag.reserve_more(2);
+        rec->bag.reserve_more(1);
         nt = new_table(capacity_for(survivors + d));
-        if (dead != 0) grave = new_graveyard(dead);
       } catch (...) {
-        if (nt != nullptr) free_table(nt);
         // Undo pass 1. Only threads that then take mu_ act on an expunged state (readers
         // read it as absent, like deleted), so with mu_ still held the undo is invisible.
-        t->for_each([](std::uint64_t w) { slot_entry<entry_t>(w)->unexpunge(); });
+        t->for_each([](entry_t& e) { e.unexpunge(); });
         return false;
       }
-      // Pass 2: the survivors and the dirty entries into the new table, the expunged
-      // entries into the graveyard; publish the new table.
-      std::size_t g = 0;
-      t->for_each_prefetched([nt, grave, &g](std::uint64_t w) {
-        entry_t* e = slot_entry<entry_t>(w);
-        if (e->read().state != state_expunged) {
-          nt->insert(w);
+      // Pass 2: freeze and move. Each entry not expunged is locked (waiting out a writer),
+      // copied into nt if present, and released as moved: from then on writers that reach
+      // it go to mu_ (held here) and, after the publish below, to nt; readers see its frozen
+      // value. Entries deleted since pass 1 are expunged and left behind.
+      t->for_each([nt](entry_t& e) {
+        if (e.read().state == state_expunged) return;  // pass 1 dropped it
+        auto l = e.lock();
+        if (l.state() == state_present) {
+          nt->emplace_copy(e, l.word);
+          e.unlock_moved(l);
         } else {
-          grave->entries()[g++] = e;
+          e.unlock(l, 0, state_expunged);  // deleted meanwhile: dropped
         }
       });
-      dirty_->for_each([nt](std::uint64_t w) { nt->insert(w); });
+      dirty_->for_each(
+          [nt](entry_t& e) { nt->emplace_copy(e, e.word.load(std::memory_order_relaxed)); });
       dirty_->clear();
       publish(nt, false);
-      // Unreachable from the new view now: the old table and the expunged entries, retired
-      // as two objects however many entries died (the bag stays small, see epoch.hpp).
-      if (grave != nullptr) dom_->retire(grave, &free_graveyard_fn, this);
-      retire_table(t);
+      // Unreachable from the new view now: the old table, with the keys of the entries it
+      // dropped (a moved entry's key and value belong to nt), retired as one object.
+      dom_->retire(t, &free_table_and_contents_fn, this);
       rebuilds_.store(rebuilds_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
+    shrink_dirty_locked();
     misses_ = 0;
     promotions_.store(promotions_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     return true;
+  }
+
+  /// After a promotion emptied it: a dirty map that grew large gives its memory back (it
+  /// grows again by doubling if it must; a big shard's dirty map reaches an eighth of the
+  /// table). Keeps the old one if no memory can be had.
+  void shrink_dirty_locked() noexcept {
+    if (dirty_->capacity() <= 16 * table_t::min_capacity) return;
+    try {
+      table_t* small = new_table(table_t::min_capacity);
+      free_table(dirty_);  // empty, and only ever read under mu_
+      dirty_ = small;
+    } catch (...) {
+      // keep the empty, large one
+    }
   }
 
   // ---- memory -------------------------------------------------------------------------
@@ -696,75 +762,68 @@ class shard {
     read_.store(pack(t, amended), std::memory_order_release);
   }
 
+  // Keys: inline in the slot, or an immutable node from the shard's memory.
+  struct key_node {
+    Key k;
+  };
+  /// The key slot for a new entry, made with make_key(construct). May throw (the key's
+  /// constructor, the node's allocation); then nothing is left allocated.
   template <class MakeKey>
-  entry_t* new_entry(const hashed& hv, const MakeKey& make_key, std::uint64_t w) {
-    void* p = alloc(sizeof(entry_t), alignof(entry_t));
-    if ((reinterpret_cast<std::uintptr_t>(p) & ~pointer_mask) != 0) {
-      dealloc(p, sizeof(entry_t), alignof(entry_t));
-      throw std::bad_alloc();  // a pointer above 2^48 cannot carry a tag (see table.hpp)
-    }
-    try {
-      return make_key([&](auto&&... key_args) {
-        return new (p) entry_t(hv.bucket_bits(), w, std::forward<decltype(key_args)>(key_args)...);
+  key_slot<Key> make_key_slot(const MakeKey& make_key) {
+    key_slot<Key> out{};
+    if constexpr (key_inline<Key>) {
+      make_key([&](auto&&... key_args) {
+        return ::new (static_cast<void*>(out.bytes))
+            Key(std::forward<decltype(key_args)>(key_args)...);
       });
-    } catch (...) {
-      dealloc(p, sizeof(entry_t), alignof(entry_t));
-      throw;
+    } else {
+      void* p = alloc(sizeof(key_node), alignof(key_node));
+      try {
+        out.node = &make_key([&](auto&&... key_args) {
+                      return ::new (p) key_node{Key(std::forward<decltype(key_args)>(key_args)...)};
+                    })->k;
+      } catch (...) {
+        dealloc(p, sizeof(key_node), alignof(key_node));
+        throw;
+      }
+    }
+    return out;
+  }
+  /// Frees an entry's key node (nothing for inline keys). The entry must be unreachable for
+  /// others, or dropped in a table that is being freed.
+  void free_key(const entry_t& e) noexcept {
+    if constexpr (!key_inline<Key>) {
+      auto* n = reinterpret_cast<key_node*>(const_cast<Key*>(e.key_.node));
+      n->~key_node();
+      dealloc(n, sizeof(key_node), alignof(key_node));
+    } else {
+      (void)e;
     }
   }
-  void free_entry(entry_t* e) noexcept {
-    e->~entry_t();
-    dealloc(e, sizeof(entry_t), alignof(entry_t));
+
+  /// Frees a table and what its entries own: every entry that was not moved out owns its
+  /// key, and its word when that is a value node (present entries; a dropped entry's word
+  /// is 0 unless clear kept it, and then it is freed here).
+  void free_table_and_contents(table_t* t) noexcept {
+    if (t == empty_table()) return;
+    t->for_each([this](entry_t& e) {
+      const std::uint32_t c = e.ctl.load(std::memory_order_relaxed);  // the freer: alone
+      if ((c & moved_bit) != 0) return;
+      const std::uint64_t w = e.word.load(std::memory_order_relaxed);
+      if (!inline_values && w != 0) free_word(w);
+      free_key(e);
+    });
+    free_table(t);
   }
 
   void reserve_retire(thread_record* rec, std::size_t n) { rec->bag.reserve_more(n); }
-  void retire_entry_ptr(entry_t* e) noexcept { dom_->retire(e, &free_entry_fn, this); }
-  void retire_table(table_t* t) noexcept { dom_->retire(t, &free_table_fn, this); }
 
   static void free_node_fn(void* self, void* p) {
     static_cast<shard*>(self)->free_word(reinterpret_cast<std::uintptr_t>(p));
   }
-  static void free_entry_fn(void* self, void* p) {
-    static_cast<shard*>(self)->free_entry(static_cast<entry_t*>(p));
-  }
-  /// Frees a table that left the map whole (clear): its entries, their values, itself.
-  static void free_table_and_entries_fn(void* self, void* p) {
-    auto* sh = static_cast<shard*>(self);
-    auto* t = static_cast<table_t*>(p);
-    t->for_each_prefetched([sh](std::uint64_t slot) {
-      entry_t* e = slot_entry<entry_t>(slot);
-      const std::uint64_t w = e->word.load(std::memory_order_relaxed);  // reclaimer: alone
-      if (!inline_values && w != 0) sh->free_word(w);
-      sh->free_entry(e);
-    });
-    sh->free_table(t);
-  }
-  /// Entries expunged by one rebuild, freed together once no reader can hold them.
-  struct graveyard {
-    std::size_t count;
-    entry_t** entries() noexcept { return reinterpret_cast<entry_t**>(this + 1); }
-    static std::size_t bytes_for(std::size_t n) noexcept {
-      return sizeof(graveyard) + n * sizeof(entry_t*);
-    }
-  };
-  graveyard* new_graveyard(std::size_t n) {
-    auto* g = new (alloc(graveyard::bytes_for(n), alignof(graveyard))) graveyard{n};
-    return g;
-  }
-  static void free_graveyard_fn(void* self, void* p) {
-    auto* sh = static_cast<shard*>(self);
-    auto* g = static_cast<graveyard*>(p);
-    const std::size_t n = g->count;
-    constexpr std::size_t ahead = 8;
-    for (std::size_t i = 0; i < n; ++i) {
-      // The entries are cold: fetch ahead so the frees' misses overlap (see for_each_prefetched).
-      if (i + ahead < n) prefetch_for_write(g->entries()[i + ahead]);
-      sh->free_entry(g->entries()[i]);
-    }
-    sh->dealloc(g, graveyard::bytes_for(n), alignof(graveyard));
-  }
-  static void free_table_fn(void* self, void* p) {
-    static_cast<shard*>(self)->free_table(static_cast<table_t*>(p));
+  /// A retired table: a rebuild's old table (its moved entries skipped) or clear's (all).
+  static void free_table_and_contents_fn(void* self, void* p) {
+    static_cast<shard*>(self)->free_table_and_contents(static_cast<table_t*>(p));
   }
 
   // ---- fields -------------------------------------------------------------------------

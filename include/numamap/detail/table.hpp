@@ -1,14 +1,17 @@
-// numamap/detail/table.hpp — the flat, open-addressing table of entry pointers.
+// numamap/detail/table.hpp — the flat, open-addressing table of entries.
 //
-// One array of 64-bit slots, linear probing. A slot holds `tag << 48 | entry pointer`
-// (0 = empty), so a probe reads 8 slots per 64-byte line and dereferences an entry only
-// when its 16-bit tag matches: a hit costs one slot line and one entry line.
+// One array of entries (entry.hpp), linear probing. An entry lives in its slot: a probe reads
+// the slot's control word, hash and key, and a hit finds the entry's value word on the same
+// line. An empty slot is all zero; a slot is published by the release store of its control
+// word (with the `full` bit), after its hash, key and value word were written.
 //
 // Two uses:
 // - the read snapshot's table: readers probe it without a lock while the shard's writer
-//   (holding the shard mutex) may fill empty slots. Slots only ever go from empty to full;
-//   a table that must lose entries is replaced by a new one (see shard.hpp).
-// - the dirty map: only touched with the shard mutex held; it also erases (backward shift).
+//   (holding the shard mutex) may fill empty slots. Slots only ever go from empty to full
+//   and a full slot's hash and key never change; a table that must lose entries is replaced
+//   by a new one, into which a rebuild copies the live entries (see shard.hpp).
+// - the dirty map: only touched with the shard mutex held; it also erases (backward shift,
+//   moving entries between slots).
 //
 // The table and its slots are one allocation from the shard's node memory.
 #pragma once
@@ -19,41 +22,26 @@
 
 #include "../config.hpp"
 #include "atomic.hpp"
-#include "cacheline.hpp"
+#include "entry.hpp"
 
 NUMAMAP_BEGIN_NAMESPACE
 namespace detail {
 
-inline constexpr unsigned tag_shift = 48;
-inline constexpr std::uint64_t pointer_mask = (std::uint64_t{1} << tag_shift) - 1;
-
-inline std::uint64_t make_slot(const void* e, std::uint16_t tag) noexcept {
-  return (std::uint64_t{tag} << tag_shift) | reinterpret_cast<std::uintptr_t>(e);
-}
-inline std::uint16_t slot_tag(std::uint64_t w) noexcept {
-  return static_cast<std::uint16_t>(w >> tag_shift);
-}
-template <class E>
-E* slot_entry(std::uint64_t w) noexcept {
-  return reinterpret_cast<E*>(static_cast<std::uintptr_t>(w & pointer_mask));
-}
-
-/// E must have a member `std::uint32_t hash` (the bucket bits).
-template <class E>
+template <class Key>
 class entry_table {
  public:
+  using entry_t = entry<Key>;
   static constexpr std::size_t min_capacity = 8;
 
   static constexpr std::size_t bytes_for(std::size_t capacity) noexcept {
-    return sizeof(entry_table) + capacity * sizeof(detail::atomic<std::uint64_t>);
+    return sizeof(entry_table) + capacity * sizeof(entry_t);
   }
 
   /// Builds a table of `capacity` (a power of two) empty slots in memory `mem` of
   /// bytes_for(capacity) bytes.
   static entry_table* create_at(void* mem, std::size_t capacity) noexcept {
     auto* t = new (mem) entry_table(capacity);
-    for (std::size_t i = 0; i < capacity; ++i)
-      new (&t->slots()[i]) detail::atomic<std::uint64_t>(0);
+    for (std::size_t i = 0; i < capacity; ++i) new (&t->slots()[i]) entry_t();
     return t;
   }
 
@@ -63,111 +51,119 @@ class entry_table {
   /// Whether `n` more entries fit under the maximum load (3/4).
   bool fits(std::size_t n) const noexcept { return (used_ + n) * 4 <= capacity() * 3; }
 
-  /// Finds the entry with this hash for which `eq(entry)` holds. Lock-free, writes nothing.
+  /// Finds the entry with these bucket bits for which `eq(entry)` holds. Lock-free, writes
+  /// nothing.
   template <class Eq>
-  E* find(std::uint32_t bucket_bits, std::uint16_t tag, const Eq& eq) const {
-    return find_masked(this, mask_, bucket_bits, tag, eq);
+  entry_t* find(std::uint32_t bucket_bits, const Eq& eq) const {
+    return find_masked(this, mask_, bucket_bits, eq);
   }
 
   /// find() with the mask given by the caller (the read view carries it).
   template <class Eq>
-  NUMAMAP_ALWAYS_INLINE static E* find_masked(const entry_table* t, std::size_t mask,
-                                              std::uint32_t bucket_bits, std::uint16_t tag,
-                                              const Eq& eq) {
-    const detail::atomic<std::uint64_t>* slots = t->slots();
+  NUMAMAP_ALWAYS_INLINE static entry_t* find_masked(const entry_table* t, std::size_t mask,
+                                                    std::uint32_t bucket_bits, const Eq& eq) {
+    entry_t* slots = const_cast<entry_table*>(t)->slots();
     std::size_t i = bucket_bits & mask;
     for (;;) {
-      // (T1) acquire: pairs with (T2). Seeing the slot full means seeing the entry's
-      //      immutable fields (key, hash) that were written before it was published.
-      const std::uint64_t w = slots[i].load(std::memory_order_acquire);
-      if (w == 0) return nullptr;
-      if (slot_tag(w) == tag) {
-        E* e = slot_entry<E>(w);
-        if (eq(*e)) return e;
-      }
+      entry_t& s = slots[i];
+      // (T1) acquire: pairs with (T2). Seeing the slot full means seeing its hash and key
+      //      (immutable from then on) and the word it was published with.
+      if (s.ctl.load(std::memory_order_acquire) == 0) return nullptr;
+      if (s.hash == bucket_bits && eq(s)) return &s;
       i = (i + 1) & mask;
     }
   }
 
-  /// Inserts a slot word whose key is not in the table. Writer-only; must fit.
-  void insert(std::uint64_t w) noexcept {
-    std::size_t i = slot_entry<E>(w)->hash & mask_;
-    while (slots()[i].load(std::memory_order_relaxed) != 0) i = (i + 1) & mask_;
-    // (T2) release: pairs with (T1); the entry is fully built before a reader can see it.
-    slots()[i].store(w, std::memory_order_release);
+  /// Puts a new present entry (hash, key, word) into a free slot and publishes it. The key
+  /// slot `k` is copied (inline bytes, or the key node's pointer, which the table then owns).
+  /// Writer-only; must fit.
+  entry_t* emplace(std::uint32_t bucket_bits, const key_slot<Key>& k, std::uint64_t w) noexcept {
+    entry_t& s = free_slot(bucket_bits);
+    s.hash = bucket_bits;
+    s.key_.copy_from(k);
+    s.word.store(w, std::memory_order_relaxed);
+    // (T2) release: pairs with (T1); the slot's fields are written before a reader can see
+    //      the slot full.
+    s.ctl.store(full_bit | state_present, std::memory_order_release);
     ++used_;
+    return &s;
   }
 
-  /// Removes the slot holding `e` (backward-shift deletion). Only for tables no reader
-  /// probes without the lock (the dirty map). Returns whether e was there.
-  bool erase(const E* e) noexcept {
+  /// Copies entry `e` of another table, present with word `w`, into a free slot (a rebuild's
+  /// move, a promotion's append, a dirty map's growth). Writer-only; must fit.
+  entry_t* emplace_copy(const entry_t& e, std::uint64_t w) noexcept {
+    return emplace(e.hash, e.key_, w);
+  }
+
+  /// Removes entry `e` (backward-shift deletion; entries after it may move back one slot, so
+  /// no pointer into the table survives this call). Only for tables no reader probes
+  /// without the lock (the dirty map). Returns whether e was there.
+  bool erase(const entry_t* e) noexcept {
     std::size_t i = e->hash & mask_;
     for (;;) {
-      const std::uint64_t w = slots()[i].load(std::memory_order_relaxed);
-      if (w == 0) return false;
-      if (slot_entry<E>(w) == e) break;
+      const entry_t& s = slots()[i];
+      if (!s.is_full()) return false;
+      if (&s == e) break;
       i = (i + 1) & mask_;
     }
     std::size_t j = i;
     for (;;) {
       j = (j + 1) & mask_;
-      const std::uint64_t w = slots()[j].load(std::memory_order_relaxed);
-      if (w == 0) break;
-      const std::size_t home = slot_entry<E>(w)->hash & mask_;
-      // Move w back into the hole at i unless its home lies cyclically in (i, j].
+      entry_t& sj = slots()[j];
+      if (!sj.is_full()) break;
+      const std::size_t home = sj.hash & mask_;
+      // Move sj back into the hole at i unless its home lies cyclically in (i, j].
       const bool home_between = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
       if (!home_between) {
-        slots()[i].store(w, std::memory_order_relaxed);
+        relocate(slots()[i], sj);
         i = j;
       }
     }
-    slots()[i].store(0, std::memory_order_relaxed);
+    clear_slot(slots()[i]);
     --used_;
     return true;
   }
 
-  /// Calls f(slot word) for every full slot, in slot order. Safe without the lock when
-  /// only inserts run concurrently (each slot is read once).
+  /// Calls f(entry&) for every full slot, in slot order. Safe without the lock when only
+  /// inserts run concurrently (each slot is looked at once).
   template <class F>
   void for_each(F&& f) const {
+    entry_t* s = const_cast<entry_table*>(this)->slots();
     for (std::size_t i = 0; i <= mask_; ++i) {
-      const std::uint64_t w = slots()[i].load(std::memory_order_acquire);  // as (T1)
-      if (w != 0) f(w);
+      if (s[i].ctl.load(std::memory_order_acquire) != 0) f(s[i]);  // as (T1)
     }
   }
 
-  /// for_each for walks that touch every entry (rebuilds, frees): the entry of the slot
-  /// `ahead` places on is prefetched, so the entries' cache misses overlap instead of
-  /// queueing behind each other (a rebuild's CAS per deleted entry would otherwise wait for
-  /// each miss in turn). Same guarantees as for_each.
-  template <class F>
-  void for_each_prefetched(F&& f) const {
-    constexpr std::size_t ahead = 8;
-    for (std::size_t i = 0; i <= mask_; ++i) {
-      if (i + ahead <= mask_) {
-        // Relaxed: the word only feeds a prefetch, which reads nothing the program sees.
-        const std::uint64_t a = slots()[i + ahead].load(std::memory_order_relaxed);
-        if (a != 0) prefetch_for_write(slot_entry<E>(a));
-      }
-      const std::uint64_t w = slots()[i].load(std::memory_order_acquire);  // as (T1)
-      if (w != 0) f(w);
-    }
-  }
-
-  /// Empties the table. Writer-only, for tables no reader probes without the lock.
+  /// Empties the table without freeing what the entries point to (their keys and values
+  /// changed hands). Writer-only, for tables no reader probes without the lock.
   void clear() noexcept {
-    for (std::size_t i = 0; i <= mask_; ++i) slots()[i].store(0, std::memory_order_relaxed);
+    for (std::size_t i = 0; i <= mask_; ++i) clear_slot(slots()[i]);
     used_ = 0;
   }
 
  private:
   explicit entry_table(std::size_t capacity) noexcept : mask_(capacity - 1) {}
 
-  detail::atomic<std::uint64_t>* slots() noexcept {
-    return reinterpret_cast<detail::atomic<std::uint64_t>*>(this + 1);
+  entry_t* slots() noexcept { return reinterpret_cast<entry_t*>(this + 1); }
+  const entry_t* slots() const noexcept { return reinterpret_cast<const entry_t*>(this + 1); }
+
+  entry_t& free_slot(std::uint32_t bucket_bits) noexcept {
+    std::size_t i = bucket_bits & mask_;
+    while (slots()[i].is_full()) i = (i + 1) & mask_;
+    return slots()[i];
   }
-  const detail::atomic<std::uint64_t>* slots() const noexcept {
-    return reinterpret_cast<const detail::atomic<std::uint64_t>*>(this + 1);
+
+  /// dst (empty) takes src's entry; src is left to the caller. Writer-only (dirty map).
+  static void relocate(entry_t& dst, const entry_t& src) noexcept {
+    dst.hash = src.hash;
+    dst.key_.copy_from(src.key_);
+    dst.word.store(src.word.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    dst.ctl.store(src.ctl.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  }
+  static void clear_slot(entry_t& s) noexcept {
+    s.ctl.store(0, std::memory_order_relaxed);
+    s.word.store(0, std::memory_order_relaxed);
+    s.hash = 0;
   }
 
   std::size_t mask_;
