@@ -1,16 +1,14 @@
-// bench/layout_bench.cpp — what one read-hit costs with numamap's table layout, with a
-// prototype of the layout a redesign would use, and with absl::flat_hash_map: the evidence
-// behind docs/benchmarks.md's "read100" analysis. One thread, uint64 keys and values,
-// uniform random hits, keys key_u64(i) for i in [0, size) as in numamap_compare.
+// bench/layout_bench.cpp — what one read hit costs with numamap's table, with a bare
+// prototype of the same layout, and with absl::flat_hash_map: the evidence behind
+// docs/benchmarks.md's "read path" analysis (decisions.md D19). One thread, uint64 keys and
+// values, uniform random hits, keys key_u64(i) for i in [0, size) as in numamap_compare.
 //
-//   numamap        numamap::concurrent_map::load (slot array of tagged entry pointers, then
-//                  the entry: two dependent cache lines per hit)
+//   numamap        numamap::concurrent_map::load (entries in the probed slots since D19;
+//                  before, a slot held a tagged pointer to an entry allocated apart)
 //   inline_proto   a prototype, not a map: the same 16 shards, hash mixer, epoch pin and unpin
-//                  stores, per-thread hit counter and seqlock read as numamap's hit path,
-//                  but the entry {ctl, hash, word, key} (24 bytes) lives in the probed slot,
-//                  so a hit reads one line. Filled once, never written: it measures the read
-//                  path only, none of the concurrency a real inline table would need
-//                  (freezing entries while a rebuild copies them; see docs/benchmarks.md).
+//                  stores, per-thread hit counter and seqlock read as numamap's hit path, the
+//                  entry {ctl, hash, word, key} (24 bytes) in the probed slot, and nothing
+//                  else. Filled once, never written: the floor of this layout's read path.
 //   absl           absl::flat_hash_map::find, no lock (the ceiling of issue 4)
 //
 // Sizes: NUMAMAP_BENCH_SIZES (default "100000"); e.g. NUMAMAP_BENCH_SIZES=100000,10000000.

@@ -1,12 +1,13 @@
-// numamap/detail/hash_mix.hpp — turning the user's hash into shard, bucket and tag bits.
+// numamap/detail/hash_mix.hpp — turning the user's hash into shard and bucket bits.
 //
 // libstdc++'s std::hash of an integer is the identity, so sequential ids would fill a few
-// buckets and a few shards. Every hash goes through a 64-bit finaliser first, and the three
+// buckets and a few shards. Every hash goes through a 64-bit finaliser first, and the two
 // consumers take disjoint bits of the result:
 //
 //   bits 48..63  shard     multiply-shift: ((h >> 48) * shard_count) >> 16, no modulo, any count
-//   bits 32..47  tag       16 bits kept beside the entry pointer in a table slot
-//   bits  0..31  bucket    h & mask, stored in the entry so tables rebuild without rehashing
+//   bits  0..31  bucket    h & mask; all 32 bits are stored in the entry, compared before the
+//                          key on a probe, and reused when a table is rebuilt (no rehashing)
+//   bits 32..47  unused since entries moved into the slots (they carried a 16-bit tag)
 #pragma once
 
 #include <cstddef>
@@ -30,7 +31,6 @@ struct hashed {
   std::uint64_t h;
 
   constexpr std::uint32_t bucket_bits() const noexcept { return static_cast<std::uint32_t>(h); }
-  constexpr std::uint16_t tag() const noexcept { return static_cast<std::uint16_t>(h >> 32); }
   constexpr std::size_t shard(std::size_t shard_count) const noexcept {
     return static_cast<std::size_t>(((h >> 48) * shard_count) >> 16);
   }
