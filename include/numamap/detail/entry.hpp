@@ -66,10 +66,15 @@ struct key_slot {
   /// Copies another slot's key (trivially copyable: cannot throw).
   void copy_from(const key_slot& o) noexcept { new (bytes) Key(o.get()); }
 };
+/// A key kept apart from its slot: immutable, allocated from the shard's node memory.
+template <class Key>
+struct key_node {
+  Key k;
+};
 template <class Key>
 struct key_slot<Key, false> {
-  const Key* node;
-  const Key& get() const noexcept { return *node; }
+  key_node<Key>* node;
+  const Key& get() const noexcept { return node->k; }
   void copy_from(const key_slot& o) noexcept { node = o.node; }  // the node changes hands
 };
 
@@ -103,13 +108,17 @@ struct entry {
   detail::atomic<std::uint32_t> ctl{0};
   std::uint32_t hash = 0;  // bucket bits (hash_mix.hpp); immutable once published
   detail::atomic<std::uint64_t> word{0};
-  key_slot<Key> key_;  // immutable once published
+  key_slot<Key> stored_key;  // immutable once published
 
-  entry() noexcept : key_() {}
+  entry() noexcept : stored_key() {}
+  ~entry() = default;
+  // An entry is its slot: it never moves as an object (moves copy fields, see table.hpp).
   entry(const entry&) = delete;
   entry& operator=(const entry&) = delete;
+  entry(entry&&) = delete;
+  entry& operator=(entry&&) = delete;
 
-  const Key& key() const noexcept { return key_.get(); }
+  const Key& key() const noexcept { return stored_key.get(); }
   bool is_full() const noexcept { return ctl.load(std::memory_order_relaxed) != 0; }
 
   static std::uint32_t visible_state(std::uint32_t c) noexcept {

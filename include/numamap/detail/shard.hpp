@@ -313,15 +313,22 @@ class shard {
     view v = load_view(std::memory_order_acquire);  // as (S1)
     std::uint64_t w = 0;
     bool have_w = false;
+    // Frees the new word on every way out that did not store it (an exception included).
     struct free_unused {
       shard* self;
       const std::uint64_t& w;
       const bool& have;
       bool used = false;
+      free_unused(shard* s, const std::uint64_t& word, const bool& made) noexcept
+          : self(s), w(word), have(made) {}
+      free_unused(const free_unused&) = delete;
+      free_unused& operator=(const free_unused&) = delete;
+      free_unused(free_unused&&) = delete;
+      free_unused& operator=(free_unused&&) = delete;
       ~free_unused() {
         if (have && !used) self->free_word(w);
       }
-    } guard{this, w, have_w};
+    } guard(this, w, have_w);
     if (entry_t* e = v.find(hv, eq)) {
       const int r = compare_and_entry(e, matches, produce, is_delete, rec, prev, w, have_w);
       if (r != retry_locked) {
@@ -763,9 +770,7 @@ class shard {
   }
 
   // Keys: inline in the slot, or an immutable node from the shard's memory.
-  struct key_node {
-    Key k;
-  };
+  using key_node = detail::key_node<Key>;
   /// The key slot for a new entry, made with make_key(construct). May throw (the key's
   /// constructor, the node's allocation); then nothing is left allocated.
   template <class MakeKey>
@@ -779,9 +784,9 @@ class shard {
     } else {
       void* p = alloc(sizeof(key_node), alignof(key_node));
       try {
-        out.node = &make_key([&](auto&&... key_args) {
-                      return ::new (p) key_node{Key(std::forward<decltype(key_args)>(key_args)...)};
-                    })->k;
+        out.node = make_key([&](auto&&... key_args) {
+          return ::new (p) key_node{Key(std::forward<decltype(key_args)>(key_args)...)};
+        });
       } catch (...) {
         dealloc(p, sizeof(key_node), alignof(key_node));
         throw;
@@ -793,7 +798,7 @@ class shard {
   /// others, or dropped in a table that is being freed.
   void free_key(const entry_t& e) noexcept {
     if constexpr (!key_inline<Key>) {
-      auto* n = reinterpret_cast<key_node*>(const_cast<Key*>(e.key_.node));
+      key_node* n = e.stored_key.node;
       n->~key_node();
       dealloc(n, sizeof(key_node), alignof(key_node));
     } else {

@@ -54,15 +54,15 @@ class entry_table {
   /// Finds the entry with these bucket bits for which `eq(entry)` holds. Lock-free, writes
   /// nothing.
   template <class Eq>
-  entry_t* find(std::uint32_t bucket_bits, const Eq& eq) const {
+  entry_t* find(std::uint32_t bucket_bits, const Eq& eq) {
     return find_masked(this, mask_, bucket_bits, eq);
   }
 
   /// find() with the mask given by the caller (the read view carries it).
   template <class Eq>
-  NUMAMAP_ALWAYS_INLINE static entry_t* find_masked(const entry_table* t, std::size_t mask,
+  NUMAMAP_ALWAYS_INLINE static entry_t* find_masked(entry_table* t, std::size_t mask,
                                                     std::uint32_t bucket_bits, const Eq& eq) {
-    entry_t* slots = const_cast<entry_table*>(t)->slots();
+    entry_t* slots = t->slots();
     std::size_t i = bucket_bits & mask;
     for (;;) {
       entry_t& s = slots[i];
@@ -80,7 +80,7 @@ class entry_table {
   entry_t* emplace(std::uint32_t bucket_bits, const key_slot<Key>& k, std::uint64_t w) noexcept {
     entry_t& s = free_slot(bucket_bits);
     s.hash = bucket_bits;
-    s.key_.copy_from(k);
+    s.stored_key.copy_from(k);
     s.word.store(w, std::memory_order_relaxed);
     // (T2) release: pairs with (T1); the slot's fields are written before a reader can see
     //      the slot full.
@@ -92,7 +92,7 @@ class entry_table {
   /// Copies entry `e` of another table, present with word `w`, into a free slot (a rebuild's
   /// move, a promotion's append, a dirty map's growth). Writer-only; must fit.
   entry_t* emplace_copy(const entry_t& e, std::uint64_t w) noexcept {
-    return emplace(e.hash, e.key_, w);
+    return emplace(e.hash, e.stored_key, w);
   }
 
   /// Removes entry `e` (backward-shift deletion; entries after it may move back one slot, so
@@ -127,8 +127,8 @@ class entry_table {
   /// Calls f(entry&) for every full slot, in slot order. Safe without the lock when only
   /// inserts run concurrently (each slot is looked at once).
   template <class F>
-  void for_each(F&& f) const {
-    entry_t* s = const_cast<entry_table*>(this)->slots();
+  void for_each(F&& f) {
+    entry_t* s = slots();
     for (std::size_t i = 0; i <= mask_; ++i) {
       if (s[i].ctl.load(std::memory_order_acquire) != 0) f(s[i]);  // as (T1)
     }
@@ -156,7 +156,7 @@ class entry_table {
   /// dst (empty) takes src's entry; src is left to the caller. Writer-only (dirty map).
   static void relocate(entry_t& dst, const entry_t& src) noexcept {
     dst.hash = src.hash;
-    dst.key_.copy_from(src.key_);
+    dst.stored_key.copy_from(src.stored_key);
     dst.word.store(src.word.load(std::memory_order_relaxed), std::memory_order_relaxed);
     dst.ctl.store(src.ctl.load(std::memory_order_relaxed), std::memory_order_relaxed);
   }
