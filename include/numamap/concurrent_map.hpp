@@ -426,9 +426,11 @@ class concurrent_map {
     const detail::hashed hv = hash_of(k);
     const std::size_t i = hv.shard(shards_.size());
     auto g = domain_->pin();
-    auto* e = shard_t::find_in_read(reads_[i], i, hv, equal_to(k), g.record());
-    const auto snap =
-        e != nullptr ? e->read() : shards_[i]->find_after_read_miss(hv, equal_to(k), g.record());
+    bool amended = false;
+    auto* e = shard_t::find_in_read(reads_[i], i, hv, equal_to(k), g.record(), amended);
+    const auto snap = e != nullptr
+                          ? e->read()
+                          : shards_[i]->find_after_read_miss(hv, equal_to(k), g.record(), amended);
     if (snap.state != detail::state_present) return false;
     on_word(snap.word);
     return true;
@@ -486,6 +488,22 @@ struct map_test_access {
   template <class Map>
   static std::pair<const void*, const void*> own_slot(const Map& m) {
     return m.domain_->own_slot();
+  }
+  /// load's two steps (the lock-free probe, then the miss path) with between() run in the
+  /// middle, while pinned: lets a test put a promotion exactly there. Returns whether the
+  /// key was found present.
+  template <class Map, class K, class Between>
+  static bool lookup_split(const Map& m, const K& k, Between&& between) {
+    using shard_type = typename Map::shard_t;
+    const detail::hashed hv = m.hash_of(k);
+    const std::size_t i = hv.shard(m.shards_.size());
+    auto g = m.domain_->pin();
+    bool amended = false;
+    auto* e = shard_type::find_in_read(m.reads_[i], i, hv, m.equal_to(k), g.record(), amended);
+    if (e != nullptr) return e->read().state == detail::state_present;
+    between();
+    return m.shards_[i]->find_after_read_miss(hv, m.equal_to(k), g.record(), amended).state ==
+           detail::state_present;
   }
   /// Objects retired and not yet freed (exact when no thread runs).
   template <class Map>

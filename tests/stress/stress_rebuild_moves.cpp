@@ -54,7 +54,15 @@ void run_moves() {
   for (std::uint64_t i = 0; i < revived; ++i) m.store(key(200 + i), val(0));
 
   std::atomic<std::uint64_t> swaps{0};
+  // Failures by kind: 0 counter missing, 1 exchange, 2 load_or_store on a present key,
+  // 3 revived key missing, 4 revived key not inserted, 5 stored key missing or older, 6
+  // counter missing for a reader.
   std::atomic<std::uint64_t> errors{0};
+  std::atomic<std::uint64_t> kinds[7] = {};
+  auto fail = [&](int kind) {
+    errors.fetch_add(1);
+    kinds[kind].fetch_add(1);
+  };
   std::atomic<int> writers_left{4};
   numamap_test::run_threads(6, [&](std::size_t t) {
     if (t == 0) {
@@ -71,7 +79,7 @@ void run_moves() {
         const std::uint64_t k = (i * 7 + t) % counters;
         const auto cur = m.load(key(k));
         if (!cur) {
-          errors.fetch_add(1);
+          fail(0);
           continue;
         }
         if (m.compare_and_swap(key(k), *cur, val(num(*cur) + 1))) ++mine;
@@ -89,21 +97,21 @@ void run_moves() {
             break;
           case 1: {
             const auto prev = m.exchange(key(k), val(i));
-            if (!prev || num(*prev) >= i) errors.fetch_add(1);
+            if (!prev || num(*prev) >= i) fail(1);
             break;
           }
           default: {
             const auto r = m.load_or_store(key(k), val(i));  // present: loads, stores nothing
-            if (!r.second || num(r.first) >= i) errors.fetch_add(1);
+            if (!r.second || num(r.first) >= i) fail(2);
             m.store(key(k), val(i));
             break;
           }
         }
         const std::uint64_t r = 200 + i % revived;
         const auto gone = m.load_and_delete(key(r));
-        if (!gone) errors.fetch_add(1);
+        if (!gone) fail(3);
         const auto back = m.load_or_store(key(r), val(i));
-        if (back.second || num(back.first) != i) errors.fetch_add(1);
+        if (back.second || num(back.first) != i) fail(4);
       }
       writers_left.fetch_sub(1);
     } else {
@@ -114,18 +122,20 @@ void run_moves() {
         for (std::uint64_t i = 0; i < stored; ++i) {
           const auto v = m.load(key(100 + i));
           if (!v || num(*v) < seen[i]) {
-            errors.fetch_add(1);
+            fail(5);
           } else {
             seen[i] = num(*v);
           }
         }
         for (std::uint64_t i = 0; i < counters; ++i) {
-          if (!m.contains(key(i))) errors.fetch_add(1);
+          if (!m.contains(key(i))) fail(6);
         }
       }
     }
   });
 
+  INFO("failures by kind: " << kinds[0] << " " << kinds[1] << " " << kinds[2] << " " << kinds[3]
+                            << " " << kinds[4] << " " << kinds[5] << " " << kinds[6]);
   CHECK(errors.load() == 0);
   std::uint64_t total = 0;
   for (std::uint64_t i = 0; i < counters; ++i) {

@@ -183,29 +183,40 @@ class shard {
   // ---- operations (the caller is pinned; `rec` is its epoch record) -------------------
 
   /// The read path's first step, done by the map without touching the shard: (S1) loads
-  /// the view, the table is probed, a hit is counted. Returns null on a table miss.
+  /// the view, the table is probed, a hit is counted. Returns null on a table miss; then
+  /// `amended` says whether the view that was probed was amended.
   template <class Eq>
   NUMAMAP_ALWAYS_INLINE static entry_t* find_in_read(const detail::atomic<std::uintptr_t>& read,
                                                      std::size_t index, const hashed& hv,
-                                                     const Eq& eq, thread_record* rec) {
+                                                     const Eq& eq, thread_record* rec,
+                                                     bool& amended) {
     // (S1) acquire: pairs with (S3); the table, its slots and their entries, filled before
     //      the view was published, are visible.
     const view v{read.load(std::memory_order_acquire)};
     entry_t* e = v.find(hv, eq);
-    if (e != nullptr) bump(rec, index * ctr_per_shard + ctr_hits);
+    if (e != nullptr) {
+      bump(rec, index * ctr_per_shard + ctr_hits);
+    } else {
+      amended = v.amended();
+    }
     return e;
   }
 
-  /// After find_in_read missed: counts the miss and, if the view is amended, looks again
-  /// under mu_, in the table and then in the dirty map. The entry is read with mu_ held: a
-  /// dirty entry does not outlive the lock (a promotion copies it out and clears its slot).
-  /// Returns the snapshot; state_expunged when the key was not found.
+  /// After find_in_read missed: counts the miss and, if the view it probed was amended,
+  /// looks again under mu_, in the current table and then in the dirty map. The decision
+  /// must come from the probed view, not a fresh load: a promotion between the probe and a
+  /// fresh load may have moved the key from the dirty map into the table and published an
+  /// unamended view, and the key would be reported absent while it was present throughout.
+  /// With an unamended probed view the key was absent when the view was loaded (it was in
+  /// neither the table, which only gains slots, nor the dirty map, which was empty), so the
+  /// miss is the answer. The entry is read with mu_ held: a dirty entry does not outlive
+  /// the lock (a promotion copies it out and clears its slot). Returns the snapshot;
+  /// state_expunged when the key was not found.
   template <class Eq>
-  NUMAMAP_NOINLINE snapshot find_after_read_miss(const hashed& hv, const Eq& eq,
-                                                 thread_record* rec) {
+  NUMAMAP_NOINLINE snapshot find_after_read_miss(const hashed& hv, const Eq& eq, thread_record* rec,
+                                                 bool probed_amended) {
     bump(rec, counter(ctr_table_misses));
-    const view v = load_view(std::memory_order_acquire);  // as (S1)
-    if (!v.amended()) return {state_expunged, 0};
+    if (!probed_amended) return {state_expunged, 0};
     std::lock_guard<adaptive_mutex> lk(mu_);
     const view lv = load_view(std::memory_order_relaxed);  // as (S2)
     if (entry_t* e = lv.find(hv, eq)) return e->read();    // promoted meanwhile
