@@ -822,13 +822,16 @@ class shard {
   /// is 0 unless clear kept it, and then it is freed here).
   void free_table_and_contents(table_t* t) noexcept {
     if (t == empty_table()) return;
-    t->for_each([this](entry_t& e) {
-      const std::uint32_t c = e.ctl.load(std::memory_order_relaxed);  // the freer: alone
-      if ((c & moved_bit) != 0) return;
-      const std::uint64_t w = e.word.load(std::memory_order_relaxed);
-      if (!inline_values && w != 0) free_word(w);
-      free_key(e);
-    });
+    // Inline keys and inline values own nothing outside the slot: no walk over the table.
+    if constexpr (!key_inline<Key> || !inline_values) {
+      t->for_each([this](entry_t& e) {
+        const std::uint32_t c = e.ctl.load(std::memory_order_relaxed);  // the freer: alone
+        if ((c & moved_bit) != 0) return;
+        const std::uint64_t w = e.word.load(std::memory_order_relaxed);
+        if (!inline_values && w != 0) free_word(w);
+        free_key(e);
+      });
+    }
     free_table(t);
   }
 
