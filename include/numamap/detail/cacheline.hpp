@@ -44,11 +44,9 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
-/// Asks for p's line in cache ahead of a write (a hint: no effect on correctness). For loops
-/// over blocks whose addresses are known early, so that their cache misses overlap.
+/// Asks for p's line in cache ahead of a write (a hint: no effect on correctness), so that
+/// a miss whose address is known early overlaps other work.
 inline void prefetch_for_write(const void* p) noexcept { __builtin_prefetch(p, 1, 3); }
-/// The same ahead of a read.
-inline void prefetch_for_read(const void* p) noexcept { __builtin_prefetch(p, 0, 3); }
 
 /// A mutex that spins briefly before it sleeps. A shard's critical sections are short
 /// (a probe and an insert), so a waiter usually gets the lock within a few hundred cycles;

@@ -626,11 +626,17 @@ class shard {
 
   void grow_dirty_locked() {
     table_t* t = new_table(dirty_->capacity() * 2);
-    // Dirty entries are present and change only under mu_: copy them as they are.
-    dirty_->for_each(
-        [t](entry_t& e) { t->emplace_copy(e, e.word.load(std::memory_order_relaxed)); });
+    copy_dirty_into(t);
     free_table(dirty_);  // only ever read under mu_: free at once; its keys changed hands
     dirty_ = t;
+  }
+
+  /// Copies every dirty entry into t (each published by its (T2)); the keys and values
+  /// change hands, the dirty slots are left for the caller to clear or free. Dirty entries
+  /// are present and change only under mu_: they are copied as they are.
+  void copy_dirty_into(table_t* t) noexcept {
+    dirty_->for_each(
+        [t](entry_t& e) { t->emplace_copy(e, e.word.load(std::memory_order_relaxed)); });
   }
 
   /// Removes a dirty-map entry (present by the invariants); returns its word, which the
@@ -670,10 +676,9 @@ class shard {
       return false;
     }
     if (t != empty_table() && t->fits(d) && dead_t * 2 <= t->used() + 8) {
-      // Append: the dirty entries into free slots of the current table, each published by
-      // its (T2); they keep their keys and values, the dirty slots are just emptied.
-      dirty_->for_each(
-          [t](entry_t& e) { t->emplace_copy(e, e.word.load(std::memory_order_relaxed)); });
+      // Append: the dirty entries into free slots of the current table; the dirty slots are
+      // just emptied.
+      copy_dirty_into(t);
       dirty_->clear();
       publish(t, false);
     } else {
@@ -708,8 +713,7 @@ class shard {
           e.unlock(l, 0, state_expunged);  // deleted meanwhile: dropped
         }
       });
-      dirty_->for_each(
-          [nt](entry_t& e) { nt->emplace_copy(e, e.word.load(std::memory_order_relaxed)); });
+      copy_dirty_into(nt);
       dirty_->clear();
       publish(nt, false);
       // Unreachable from the new view now: the old table, with the keys of the entries it
