@@ -33,20 +33,6 @@ namespace {
 using numamap::bench::key_u64;
 using numamap::bench::wyrand;
 
-std::vector<std::int64_t> sizes() {
-  std::vector<std::int64_t> out;
-  const char* env = std::getenv("NUMAMAP_BENCH_SIZES");
-  std::string s = env != nullptr && *env != '\0' ? env : "100000";
-  std::size_t pos = 0;
-  while (pos < s.size()) {
-    const std::size_t comma = s.find(',', pos);
-    out.push_back(std::stoll(s.substr(pos, comma - pos)));
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
-  }
-  return out;
-}
-
 // ---- the prototype: entries inline in the probed slots ---------------------------------------
 
 class inline_proto {
@@ -220,7 +206,7 @@ void BM_absl(benchmark::State& state) {
 // Interleaved per size: numamap, prototype, absl at each size in turn (a size's structures are
 // built on first use and kept while the size stays).
 void register_all() {
-  for (const std::int64_t n : sizes()) {
+  for (const std::int64_t n : numamap::bench::bench_sizes("100000")) {
     benchmark::RegisterBenchmark("read_hit/numamap", BM_numamap)->Arg(n)->ArgName("size");
     benchmark::RegisterBenchmark("read_hit/inline_proto", BM_inline_proto)->Arg(n)->ArgName("size");
 #if NUMAMAP_BENCH_HAVE_ABSL

@@ -179,22 +179,6 @@ void BM_range_per_entry(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(visited));  // items = entries visited
 }
 
-std::vector<std::int64_t> sizes() {
-  std::vector<std::int64_t> out;
-  const char* env = std::getenv("NUMAMAP_BENCH_SIZES");
-  std::string s = env && *env ? env : "1000,100000";
-  std::size_t pos = 0;
-  while (pos < s.size()) {
-    const std::size_t comma = s.find(',', pos);
-    const std::string item =
-        s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    if (!item.empty()) out.push_back(std::stoll(item));
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
-  }
-  return out;
-}
-
 void register_all() {
   const unsigned hw = std::thread::hardware_concurrency();
   const int max_threads = hw ? static_cast<int>(hw) : 1;
@@ -214,7 +198,7 @@ void register_all() {
       {"compare_and_swap", BM_compare_and_swap, false},
       {"range_per_entry", BM_range_per_entry, false},
   };
-  const std::vector<std::int64_t> ns = sizes();
+  const std::vector<std::int64_t> ns = numamap::bench::bench_sizes("1000,100000");
   for (const auto& e : entries) {
     auto* b = benchmark::RegisterBenchmark(e.name, e.fn);
     for (auto n : ns) b->Arg(n);

@@ -22,6 +22,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -318,6 +319,24 @@ class start_line {
 template <class T>
 inline void keep(const T& v) noexcept {
   asm volatile("" : : "r,m"(v) : "memory");
+}
+
+/// The map sizes a Google Benchmark microbenchmark runs: NUMAMAP_BENCH_SIZES
+/// (comma-separated, e.g. "1000,100000,10000000"), or `fallback` when it is unset or empty.
+inline std::vector<std::int64_t> bench_sizes(const char* fallback) {
+  std::vector<std::int64_t> out;
+  const char* env = std::getenv("NUMAMAP_BENCH_SIZES");
+  const std::string s = env != nullptr && *env != '\0' ? env : fallback;
+  std::size_t pos = 0;
+  while (pos < s.size()) {
+    const std::size_t comma = s.find(',', pos);
+    const std::string item =
+        s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    if (!item.empty()) out.push_back(std::stoll(item));
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
 }
 
 }  // namespace numamap::bench
