@@ -16,10 +16,8 @@
 
 #include <atomic>
 #include <cstdint>
-#include <cstdlib>
 #include <memory>
 #include <numamap/numamap.hpp>
-#include <string>
 #include <vector>
 
 #include "workload.hpp"

@@ -14,10 +14,8 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <memory>
 #include <numamap/numamap.hpp>
-#include <string>
 #include <thread>
 #include <vector>
 
