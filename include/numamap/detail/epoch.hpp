@@ -30,9 +30,10 @@
 // the record back, handing the thread's unreclaimed garbage to the domain. The domain's
 // destructor frees every retired object and every record, so destroying a map frees all.
 //
-// Bound: a thread tries to advance and collect every `collect_every` retirements, so a bag
-// holds at most the objects of the last two epochs plus one batch — unless a thread stays
-// pinned, which holds back every object retired meanwhile. A thread preempted while pinned
+// Bound: a thread tries to advance and collect every `collect_every` retirements (a big
+// object, such as a rebuild's old table, counts one per KiB), so a bag holds at most the
+// objects of the last two epochs plus one batch — unless a thread stays pinned, which holds
+// back every object retired meanwhile. A thread preempted while pinned
 // (threads outnumbering cores) is the common case: a thread whose bag passes `high_water`
 // and finds the epoch blocked by another thread yields a few times to let it run (see
 // collect). A long `range` callback is the other: it keeps its thread pinned, and memory
@@ -317,17 +318,25 @@ class epoch_domain {
     return guard(r, e << 1);
   }
 
+  /// retire()'s weight for an object of `bytes`: one per KiB, so that 64 KiB retired start
+  /// a collection as 64 small objects do.
+  static constexpr std::size_t weight_of(std::size_t bytes) noexcept { return 1 + bytes / 1024; }
+
   /// Hands p to the reclaimer. p must be unreachable for threads that pin from now on.
   /// The caller must be pinned. May throw std::bad_alloc (the bag grows); then p is not
-  /// retired and the caller still owns it.
-  void retire(void* p, void (*free_fn)(void*, void*), void* ctx) {
+  /// retired and the caller still owns it. `weight` counts p against collect_every: 1 for a
+  /// small object, weight_of(bytes) for a big one (a retired table), so that a thread that
+  /// retires big objects collects soon and their memory comes back while it is still warm,
+  /// instead of after 64 of them.
+  void retire(void* p, void (*free_fn)(void*, void*), void* ctx, std::size_t weight = 1) {
     thread_record* r = local_record();
     // (D8) seq_cst fence: orders the caller's unlinking store before the load of E below,
     //      so the stamp is at least the epoch in force when p was unlinked.
     fence_seq_cst();
     const std::uint64_t e = global_->load(std::memory_order_relaxed);
     r->bag.push_back(retired{p, free_fn, ctx, e});
-    if (++r->since_collect >= collect_every) {
+    r->since_collect += weight;
+    if (r->since_collect >= collect_every) {
       r->since_collect = 0;
       collect(r);
     }

@@ -480,9 +480,9 @@ class shard {
     publish(empty_table(), false);
     misses_ = 0;
     if (old.table() != empty_table()) {
-      dom_->retire(old.table(), &free_table_and_contents_fn, this);
+      dom_->retire(old.table(), &free_table_and_contents_fn, this, table_weight(old.table()));
     }
-    dom_->retire(dirty_, &free_table_and_contents_fn, this);
+    dom_->retire(dirty_, &free_table_and_contents_fn, this, table_weight(dirty_));
     dirty_ = fresh_dirty;
   }
 
@@ -718,7 +718,7 @@ class shard {
       publish(nt, false);
       // Unreachable from the new view now: the old table, with the keys of the entries it
       // dropped (a moved entry's key and value belong to nt), retired as one object.
-      dom_->retire(t, &free_table_and_contents_fn, this);
+      dom_->retire(t, &free_table_and_contents_fn, this, table_weight(t));
       rebuilds_.store(rebuilds_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
     shrink_dirty_locked();
@@ -762,6 +762,11 @@ class shard {
     alignas(table_t) static unsigned char storage[table_t::bytes_for(table_t::min_capacity)];
     static table_t* const t = table_t::create_at(storage, table_t::min_capacity);
     return t;
+  }
+
+  /// A retired table's weight for the epoch's collection pace (epoch_domain::retire).
+  static std::size_t table_weight(const table_t* t) noexcept {
+    return epoch_domain::weight_of(table_t::bytes_for(t->capacity()));
   }
 
   void free_table(table_t* t) noexcept {
