@@ -137,6 +137,7 @@ class concurrent_map {
       throw std::invalid_argument("numamap::concurrent_map: " + std::to_string(total) +
                                   " shards in all exceeds " + std::to_string(detail::max_shards));
     }
+    shard_count_ = total;
     domain_ = std::make_unique<detail::epoch_domain>(total * detail::ctr_per_shard);
     reads_ = std::make_unique<detail::atomic<std::uintptr_t>[]>(total);
     shards_.reserve(total);
@@ -404,11 +405,18 @@ class concurrent_map {
     return detail::hashed{detail::mix64(static_cast<std::uint64_t>(hash_(k)))};
   }
   shard_t& shard_for(const detail::hashed& hv) const noexcept {
-    return *shards_[hv.shard(shards_.size())];
+    return *shards_[hv.shard(shard_count_)];
   }
+  /// The probe's key test. A small, trivially copyable key is captured by value: the probe
+  /// then compares against a register, and the key need not live in memory (a captured
+  /// reference made GCC spill it and reload it at every probed slot).
   template <class K>
   auto equal_to(const K& k) const {
-    return [this, &k](const detail::entry<Key>& e) -> bool { return eq_(e.key(), k); };
+    if constexpr (std::is_trivially_copyable_v<K> && sizeof(K) <= 2 * sizeof(void*)) {
+      return [this, k](const detail::entry<Key>& e) -> bool { return eq_(e.key(), k); };
+    } else {
+      return [this, &k](const detail::entry<Key>& e) -> bool { return eq_(e.key(), k); };
+    }
   }
   static auto key_maker(const Key& k) {
     return [&k](auto&& construct) { return construct(k); };
@@ -424,13 +432,13 @@ class concurrent_map {
   template <class K, class F>
   NUMAMAP_ALWAYS_INLINE bool lookup(const K& k, F&& on_word) const {
     const detail::hashed hv = hash_of(k);
-    const std::size_t i = hv.shard(shards_.size());
+    const std::size_t i = hv.shard(shard_count_);
     auto g = domain_->pin();
     bool amended = false;
-    auto* e = shard_t::find_in_read(reads_[i], i, hv, equal_to(k), g.record(), amended);
-    const auto snap = e != nullptr
-                          ? e->read()
-                          : shards_[i]->find_after_read_miss(hv, equal_to(k), g.record(), amended);
+    typename shard_t::snapshot snap{};
+    if (!shard_t::find_in_read(reads_[i], i, hv, equal_to(k), g.record(), amended, snap)) {
+      snap = shards_[i]->find_after_read_miss(hv, equal_to(k), g.record(), amended);
+    }
     if (snap.state != detail::state_present) return false;
     on_word(snap.word);
     return true;
@@ -479,6 +487,7 @@ class concurrent_map {
   // promotions (rare), so they stay in every socket's cache; see docs/decisions.md.
   std::unique_ptr<detail::atomic<std::uintptr_t>[]> reads_;
   std::vector<shard_t*> shards_;
+  std::size_t shard_count_ = 0;  // shards_.size(), kept apart: the hit path loads one word
 };
 
 namespace detail {
@@ -496,11 +505,13 @@ struct map_test_access {
   static bool lookup_split(const Map& m, const K& k, Between&& between) {
     using shard_type = typename Map::shard_t;
     const detail::hashed hv = m.hash_of(k);
-    const std::size_t i = hv.shard(m.shards_.size());
+    const std::size_t i = hv.shard(m.shard_count_);
     auto g = m.domain_->pin();
     bool amended = false;
-    auto* e = shard_type::find_in_read(m.reads_[i], i, hv, m.equal_to(k), g.record(), amended);
-    if (e != nullptr) return e->read().state == detail::state_present;
+    typename shard_type::snapshot snap{};
+    if (shard_type::find_in_read(m.reads_[i], i, hv, m.equal_to(k), g.record(), amended, snap)) {
+      return snap.state == detail::state_present;
+    }
     between();
     return m.shards_[i]->find_after_read_miss(hv, m.equal_to(k), g.record(), amended).state ==
            detail::state_present;

@@ -24,10 +24,11 @@
 //   finds it takes the shard mutex and looks again in the current view. Only entries of
 //   tables that stopped being current are expunged. Two kinds:
 //   - dropped (a rebuild left a deleted entry out, or clear ran): readers see it absent;
-//   - moved (the `moved` bit): a rebuild froze the present entry and copied it into the new
-//     table. Readers that still reach the old copy see it present with its frozen value,
-//     which was the key's value when the rebuild froze it, a moment inside their operation
-//     (they loaded the old view before the new one was published).
+//   - moved (the `moved` bit, with the state bits left at present): a rebuild froze the
+//     present entry and copied it into the new table. Readers that still reach the old copy
+//     see it present with its frozen value, which was the key's value when the rebuild froze
+//     it, a moment inside their operation (they loaded the old view before the new one was
+//     published). Writers see it expunged (locked::state).
 #pragma once
 
 #include <cstdint>
@@ -50,7 +51,7 @@ inline constexpr std::uint32_t state_mask = 3;
 inline constexpr std::uint32_t lock_bit = 4;
 inline constexpr std::uint32_t full_bit = 8;    // the slot holds an entry (never cleared in a
                                                 // table readers probe)
-inline constexpr std::uint32_t moved_bit = 16;  // expunged by a move: frozen, still present
+inline constexpr std::uint32_t moved_bit = 16;  // expunged by a move: frozen, reads present
 inline constexpr std::uint32_t count_one = 32;
 
 /// Keys stored in the slot itself.
@@ -100,7 +101,10 @@ struct entry {
   struct locked {
     std::uint32_t ctl;
     std::uint64_t word;
-    std::uint32_t state() const noexcept { return ctl & state_mask; }
+    /// The state a writer acts on: a moved entry is expunged (see unlock_moved).
+    std::uint32_t state() const noexcept {
+      return (ctl & moved_bit) != 0 ? state_expunged : (ctl & state_mask);
+    }
   };
 
   // An empty slot: all zero. The table constructs every slot so before it is shared, and
@@ -121,9 +125,9 @@ struct entry {
   const Key& key() const noexcept { return stored_key.get(); }
   bool is_full() const noexcept { return ctl.load(std::memory_order_relaxed) != 0; }
 
-  static std::uint32_t visible_state(std::uint32_t c) noexcept {
-    return (c & moved_bit) != 0 ? state_present : (c & state_mask);
-  }
+  /// The state a reader sees: a moved entry keeps the state bits of present (unlock_moved),
+  /// so one mask does it.
+  static std::uint32_t visible_state(std::uint32_t c) noexcept { return c & state_mask; }
 
   /// A consistent (state, word) pair. Writes nothing.
   NUMAMAP_ALWAYS_INLINE snapshot read() const noexcept {
@@ -142,6 +146,17 @@ struct entry {
       }
       wait();
     }
+  }
+
+  /// The rest of read() for a reader whose probe loaded ctl as `c1` (acquire, as (E1)):
+  /// false, when the entry was locked or changed since; then the caller reads again.
+  NUMAMAP_ALWAYS_INLINE bool read_from(std::uint32_t c1, snapshot& out) const noexcept {
+    if ((c1 & lock_bit) != 0) return false;
+    const std::uint64_t w = word.load(std::memory_order_relaxed);  // (E2)
+    fence_acquire();                                               // (E3)
+    if (ctl.load(std::memory_order_relaxed) != c1) return false;   // (E4)
+    out = {visible_state(c1), w};
+    return true;
   }
 
   /// Takes the writer lock; returns what the entry held.
@@ -172,11 +187,14 @@ struct entry {
     ctl.store(((l.ctl + count_one) & ~(lock_bit | state_mask)) | s, std::memory_order_release);
   }
 
-  /// A rebuild, holding the lock of a present entry it has copied: freezes it (expunged and
-  /// moved, the word kept for readers that still reach it) and releases the lock.
+  /// A rebuild, holding the lock of a present entry it has copied: freezes it (moved, the
+  /// word kept for readers that still reach it) and releases the lock. The state bits stay
+  /// those of present, which is what readers see (visible_state); writers see the moved bit
+  /// as expunged (locked::state) and go to the shard mutex. transition() leaves it alone: it
+  /// only acts on deleted or expunged state bits.
   void unlock_moved(const locked& l) noexcept {
     // (E6) as unlock. The count moves, so a reader's (E1)..(E4) sees the change.
-    ctl.store(((l.ctl + count_one) & ~(lock_bit | state_mask)) | moved_bit | state_expunged,
+    ctl.store(((l.ctl + count_one) & ~(lock_bit | state_mask)) | moved_bit | state_present,
               std::memory_order_release);
   }
 

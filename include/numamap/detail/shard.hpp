@@ -99,8 +99,13 @@ class shard {
     bool amended() const noexcept { return (bits & 1U) != 0; }
     std::size_t mask() const noexcept { return (std::size_t{1} << (bits >> 56)) - 1; }
     template <class Eq>
-    NUMAMAP_ALWAYS_INLINE entry_t* find(const hashed& hv, const Eq& eq) const {
-      return table_t::find_masked(table(), mask(), hv.bucket_bits(), eq);
+    NUMAMAP_ALWAYS_INLINE entry_t* find(const hashed& hv, const Eq& eq, std::uint32_t& c) const {
+      return table_t::find_masked(table(), mask(), hv.bucket_bits(), eq, c);
+    }
+    template <class Eq>
+    entry_t* find(const hashed& hv, const Eq& eq) const {
+      std::uint32_t c = 0;
+      return find(hv, eq, c);
     }
   };
   struct value_node {
@@ -183,23 +188,25 @@ class shard {
   // ---- operations (the caller is pinned; `rec` is its epoch record) -------------------
 
   /// The read path's first step, done by the map without touching the shard: (S1) loads
-  /// the view, the table is probed, a hit is counted. Returns null on a table miss; then
-  /// `amended` says whether the view that was probed was amended.
+  /// the view, the table is probed, a hit is read (seqlock, from the ctl the probe loaded)
+  /// into `out` and counted. Returns false on a table miss; then `amended` says whether the
+  /// view that was probed was amended.
   template <class Eq>
-  NUMAMAP_ALWAYS_INLINE static entry_t* find_in_read(const detail::atomic<std::uintptr_t>& read,
-                                                     std::size_t index, const hashed& hv,
-                                                     const Eq& eq, thread_record* rec,
-                                                     bool& amended) {
+  NUMAMAP_ALWAYS_INLINE static bool find_in_read(const detail::atomic<std::uintptr_t>& read,
+                                                 std::size_t index, const hashed& hv, const Eq& eq,
+                                                 thread_record* rec, bool& amended, snapshot& out) {
     // (S1) acquire: pairs with (S3); the table, its slots and their entries, filled before
     //      the view was published, are visible.
     const view v{read.load(std::memory_order_acquire)};
-    entry_t* e = v.find(hv, eq);
-    if (e != nullptr) {
-      bump(rec, index * ctr_per_shard + ctr_hits);
-    } else {
+    std::uint32_t c = 0;
+    entry_t* e = v.find(hv, eq, c);
+    if (e == nullptr) {
       amended = v.amended();
+      return false;
     }
-    return e;
+    if (!e->read_from(c, out)) out = e->read();  // a writer came between: the full loop
+    bump(rec, index * ctr_per_shard + ctr_hits);
+    return true;
   }
 
   /// After find_in_read missed: counts the miss and, if the view it probed was amended,
@@ -212,8 +219,10 @@ class shard {
   /// miss is the answer. The entry is read with mu_ held: a dirty entry does not outlive
   /// the lock (a promotion copies it out and clears its slot). Returns the snapshot;
   /// state_expunged when the key was not found.
+  /// hv and eq come by value (a word, and a small lambda): a reference would make the hit
+  /// path, which calls this on a miss, keep them in memory.
   template <class Eq>
-  NUMAMAP_NOINLINE snapshot find_after_read_miss(const hashed& hv, const Eq& eq, thread_record* rec,
+  NUMAMAP_NOINLINE snapshot find_after_read_miss(hashed hv, Eq eq, thread_record* rec,
                                                  bool probed_amended) {
     bump(rec, counter(ctr_table_misses));
     if (!probed_amended) return {state_expunged, 0};

@@ -55,20 +55,26 @@ class entry_table {
   /// nothing.
   template <class Eq>
   entry_t* find(std::uint32_t bucket_bits, const Eq& eq) {
-    return find_masked(this, mask_, bucket_bits, eq);
+    std::uint32_t c = 0;
+    return find_masked(this, mask_, bucket_bits, eq, c);
   }
 
-  /// find() with the mask given by the caller (the read view carries it).
+  /// find() with the mask given by the caller (the read view carries it); `c` receives the
+  /// found entry's ctl as the probe loaded it, so a reader can finish its seqlock read from
+  /// there (entry::read_from) without loading ctl again.
   template <class Eq>
   NUMAMAP_ALWAYS_INLINE static entry_t* find_masked(entry_table* t, std::size_t mask,
-                                                    std::uint32_t bucket_bits, const Eq& eq) {
+                                                    std::uint32_t bucket_bits, const Eq& eq,
+                                                    std::uint32_t& c) {
     entry_t* slots = t->slots();
     std::size_t i = bucket_bits & mask;
     for (;;) {
       entry_t& s = slots[i];
-      // (T1) acquire: pairs with (T2). Seeing the slot full means seeing its hash and key
-      //      (immutable from then on) and the word it was published with.
-      if (s.ctl.load(std::memory_order_acquire) == 0) return nullptr;
+      // (T1) acquire: pairs with (T2), and as (E1) with entry's (E6). Seeing the slot full
+      //      means seeing its hash and key (immutable from then on) and the word it was
+      //      published (or last released) with.
+      c = s.ctl.load(std::memory_order_acquire);
+      if (c == 0) return nullptr;
       if (s.hash == bucket_bits && eq(s)) return &s;
       i = (i + 1) & mask;
     }
