@@ -9,10 +9,25 @@
 //                  stores, per-thread hit counter and seqlock read as numamap's hit path, the
 //                  entry {ctl, hash, word, key} (24 bytes) in the probed slot, and nothing
 //                  else. Filled once, never written: the floor of this layout's read path.
+//   swiss_proto    a second prototype: the same pin, counter and seqlock, the same 24-byte
+//                  entries, but found through one control byte per slot (7 bits of hash,
+//                  or empty) probed 16 at a time with SSE2, as absl's SwissTable does; load
+//                  up to 7/8. Two lines per hit (control group, entry), a smaller table.
+//   bucket_proto   a third: buckets of one cache line holding three entries (ctl words, keys,
+//                  words side by side: 21 bytes per entry), compared without branches, found
+//                  by a multiply-shift (any bucket count), filled to 60/75/85 % (the "load"
+//                  argument); an overflow bit per bucket ends a miss.
 //   absl           absl::flat_hash_map::find, no lock (the ceiling of issue 4)
+//
+// The prototypes answer "would another layout reach the target?" (docs/benchmarks.md, "read
+// path"); run them interleaved, e.g. --benchmark_enable_random_interleaving=true
+// --benchmark_repetitions=5, since the machines drift.
 //
 // Sizes: NUMAMAP_BENCH_SIZES (default "100000"); e.g. NUMAMAP_BENCH_SIZES=100000,10000000.
 #include <benchmark/benchmark.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include <atomic>
 #include <cstdint>
@@ -40,10 +55,13 @@ class inline_proto {
   explicit inline_proto(std::uint64_t n) {
     // Per shard, the capacity numamap's growth reaches: the smallest power of two that holds
     // the shard's keys at load <= 3/4.
+    std::uint64_t per[shards] = {};  // keys per shard
+    for (std::uint64_t i = 0; i < n; ++i) {
+      ++per[((numamap::detail::mix64(key_u64(i)) >> 48) * shards) >> 16];
+    }
     for (std::size_t s = 0; s < shards; ++s) {
-      const std::uint64_t per = n / shards + 1;
       std::size_t cap = 8;
-      while (per * 4 > cap * 3) cap *= 2;
+      while (per[s] * 4 > cap * 3) cap *= 2;
       tables_[s].mask = cap - 1;
       tables_[s].slots = std::make_unique<slot[]>(cap);
     }
@@ -115,6 +133,229 @@ class inline_proto {
   record record_;
 };
 
+// ---- a second prototype: one control byte per slot, probed 16 at a time ---------------------
+#if defined(__SSE2__)
+
+class swiss_proto {
+ public:
+  static constexpr std::size_t shards = 16;
+
+  explicit swiss_proto(std::uint64_t n) {
+    std::uint64_t per[shards] = {};  // keys per shard
+    for (std::uint64_t i = 0; i < n; ++i) {
+      ++per[((numamap::detail::mix64(key_u64(i)) >> 48) * shards) >> 16];
+    }
+    for (std::size_t s = 0; s < shards; ++s) {
+      std::size_t cap = 16;
+      while (per[s] * 8 > cap * 7) cap *= 2;
+      tables_[s].mask = cap - 1;
+      tables_[s].ctrl = std::make_unique<std::atomic<std::uint64_t>[]>(cap / 8);
+      for (std::size_t i = 0; i < cap / 8; ++i) tables_[s].ctrl[i].store(0x8080808080808080ULL);
+      tables_[s].slots = std::make_unique<slot[]>(cap);
+    }
+    for (std::uint64_t i = 0; i < n; ++i) insert(key_u64(i), i);
+  }
+
+  bool load(std::uint64_t k, std::uint64_t& out) {
+    const std::uint64_t h = numamap::detail::mix64(k);
+    const std::size_t s = static_cast<std::size_t>(((h >> 48) * shards) >> 16);
+    const std::uint64_t e = epoch_.load(std::memory_order_acquire);
+    record_.word.store((e << 1) | 1U, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    const table& t = tables_[s];
+    const auto bucket = static_cast<std::uint32_t>(h);
+    const __m128i tag = _mm_set1_epi8(static_cast<char>(bucket & 0x7f));
+    const __m128i empty = _mm_set1_epi8(static_cast<char>(0x80));
+    const bool found = find(t, s, bucket, k, tag, empty, out);
+    record_.word.store(e << 1, std::memory_order_release);
+    return found;
+  }
+
+ private:
+  struct slot {
+    std::atomic<std::uint32_t> ctl{0};
+    std::uint32_t hash = 0;
+    std::atomic<std::uint64_t> word{0};
+    std::uint64_t key = 0;
+  };
+  struct table {
+    std::size_t mask = 0;
+    std::unique_ptr<std::atomic<std::uint64_t>[]> ctrl;
+    std::unique_ptr<slot[]> slots;
+  };
+
+  // Probes groups of 16 control bytes from the bucket's group; a group with an empty byte
+  // ends a miss.
+  bool find(const table& t, std::size_t s, std::uint32_t bucket, std::uint64_t k, __m128i tag,
+            __m128i empty, std::uint64_t& out) {
+    std::size_t g = (bucket >> 7) & t.mask & ~std::size_t{15};
+    for (;;) {
+      const __m128i grp =
+          _mm_set_epi64x(static_cast<long long>(t.ctrl[g / 8 + 1].load(std::memory_order_relaxed)),
+                         static_cast<long long>(t.ctrl[g / 8].load(std::memory_order_relaxed)));
+      auto m = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(grp, tag)));
+      while (m != 0) {
+        const slot& sl = t.slots[g + static_cast<unsigned>(__builtin_ctz(m))];
+        const std::uint32_t c1 = sl.ctl.load(std::memory_order_acquire);
+        if (c1 != 0 && sl.key == k) {
+          const std::uint64_t w = sl.word.load(std::memory_order_relaxed);
+          std::atomic_thread_fence(std::memory_order_acquire);
+          if (sl.ctl.load(std::memory_order_relaxed) != c1) return false;  // not in a bench
+          auto& hits = record_.hits[s];
+          hits.store(hits.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+          out = w;
+          return true;
+        }
+        m &= m - 1;
+      }
+      if (_mm_movemask_epi8(_mm_cmpeq_epi8(grp, empty)) != 0) return false;
+      g = (g + 16) & t.mask;
+    }
+  }
+  struct alignas(64) record {
+    std::atomic<std::uint64_t> word{0};
+    std::atomic<std::uint64_t> hits[shards] = {};
+  };
+
+  void insert(std::uint64_t k, std::uint64_t v) {
+    const std::uint64_t h = numamap::detail::mix64(k);
+    const std::size_t s = static_cast<std::size_t>(((h >> 48) * shards) >> 16);
+    table& t = tables_[s];
+    const auto bucket = static_cast<std::uint32_t>(h);
+    std::size_t i = (bucket >> 7) & t.mask & ~std::size_t{15};
+    auto byte = [&](std::size_t j) {
+      return (t.ctrl[j / 8].load(std::memory_order_relaxed) >> (8 * (j % 8))) & 0xff;
+    };
+    while (byte(i) != 0x80) i = (i + 1) & t.mask;
+    t.slots[i].hash = bucket;
+    t.slots[i].key = k;
+    t.slots[i].word.store(v, std::memory_order_relaxed);
+    t.slots[i].ctl.store(8, std::memory_order_release);
+    const std::uint64_t old = t.ctrl[i / 8].load(std::memory_order_relaxed);
+    const std::uint64_t sh = 8 * (i % 8);
+    t.ctrl[i / 8].store((old & ~(std::uint64_t{0xff} << sh)) | (std::uint64_t{bucket & 0x7f} << sh),
+                        std::memory_order_release);
+  }
+
+  table tables_[shards];
+  std::atomic<std::uint64_t> epoch_{1};
+  record record_;
+};
+
+#endif  // __SSE2__
+
+// ---- a third prototype: buckets of one cache line, three entries each -------------------------
+
+class bucket_proto {
+ public:
+  static constexpr std::size_t shards = 16;
+
+  bucket_proto(std::uint64_t n, double load) {
+    std::uint64_t per[shards] = {};  // keys per shard: sized from the count, so none overflows
+    for (std::uint64_t i = 0; i < n; ++i) ++per[shard_of(numamap::detail::mix64(key_u64(i)))];
+    for (std::size_t s = 0; s < shards; ++s) {
+      const auto nb = static_cast<std::size_t>(static_cast<double>(per[s]) / (3 * load)) + 1;
+      tables_[s].nb = nb;
+      tables_[s].buckets = std::make_unique<bucket[]>(nb);
+    }
+    for (std::uint64_t i = 0; i < n; ++i) insert(key_u64(i), i);
+  }
+
+  bool load(std::uint64_t k, std::uint64_t& out) {
+    const std::uint64_t h = numamap::detail::mix64(k);
+    const std::size_t s = static_cast<std::size_t>(((h >> 48) * shards) >> 16);
+    const std::uint64_t e = epoch_.load(std::memory_order_acquire);
+    record_.word.store((e << 1) | 1U, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    const table& t = tables_[s];
+    std::size_t b = home(t, static_cast<std::uint32_t>(h));
+    bool found = false;
+    for (;;) {
+      const bucket& B = t.buckets[b];
+      // The three keys compared without branches; the ctl word validates the match.
+      const unsigned m = (B.key[0].load(std::memory_order_relaxed) == k ? 1U : 0U) |
+                         (B.key[1].load(std::memory_order_relaxed) == k ? 2U : 0U) |
+                         (B.key[2].load(std::memory_order_relaxed) == k ? 4U : 0U);
+      if (m != 0) {
+        const auto j = static_cast<unsigned>(__builtin_ctz(m));
+        const std::uint32_t c1 = B.ctl[j].load(std::memory_order_acquire);
+        if (c1 != 0) {
+          const std::uint64_t w = B.word[j].load(std::memory_order_relaxed);
+          std::atomic_thread_fence(std::memory_order_acquire);
+          if (B.ctl[j].load(std::memory_order_relaxed) == c1) {
+            auto& hits = record_.hits[s];
+            hits.store(hits.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+            out = w;
+            found = true;
+          }
+          break;
+        }
+      }
+      if ((B.flags.load(std::memory_order_relaxed) & 1U) == 0) break;  // nothing overflowed
+      b = b + 1 == t.nb ? 0 : b + 1;
+    }
+    record_.word.store(e << 1, std::memory_order_release);
+    return found;
+  }
+
+  /// Buckets looked at per insertion, on average (a measure of the probe length).
+  double buckets_per_insert() const {
+    return static_cast<double>(probes_) / static_cast<double>(inserts_);
+  }
+
+ private:
+  struct alignas(64) bucket {
+    std::atomic<std::uint32_t> ctl[3] = {};
+    std::uint8_t tag[3] = {};  // unused by uint64 keys; a hash tag for keys kept apart
+    std::atomic<std::uint8_t> flags{0};
+    std::atomic<std::uint64_t> key[3] = {};
+    std::atomic<std::uint64_t> word[3] = {};
+  };
+  static_assert(sizeof(bucket) == 64);
+  struct table {
+    std::size_t nb = 0;
+    std::unique_ptr<bucket[]> buckets;
+  };
+  struct alignas(64) record {
+    std::atomic<std::uint64_t> word{0};
+    std::atomic<std::uint64_t> hits[shards] = {};
+  };
+
+  static std::size_t shard_of(std::uint64_t h) {
+    return static_cast<std::size_t>(((h >> 48) * shards) >> 16);
+  }
+  static std::size_t home(const table& t, std::uint32_t bits) {
+    return static_cast<std::size_t>((std::uint64_t{bits} * t.nb) >> 32);
+  }
+
+  void insert(std::uint64_t k, std::uint64_t v) {
+    const std::uint64_t h = numamap::detail::mix64(k);
+    const std::size_t s = static_cast<std::size_t>(((h >> 48) * shards) >> 16);
+    table& t = tables_[s];
+    std::size_t b = home(t, static_cast<std::uint32_t>(h));
+    ++inserts_;
+    for (;;) {
+      ++probes_;
+      bucket& B = t.buckets[b];
+      for (unsigned j = 0; j < 3; ++j) {
+        if (B.ctl[j].load(std::memory_order_relaxed) == 0) {
+          B.key[j].store(k, std::memory_order_relaxed);
+          B.word[j].store(v, std::memory_order_relaxed);
+          B.ctl[j].store(8, std::memory_order_release);
+          return;
+        }
+      }
+      B.flags.store(1, std::memory_order_relaxed);
+      b = b + 1 == t.nb ? 0 : b + 1;
+    }
+  }
+
+  table tables_[shards];
+  std::atomic<std::uint64_t> epoch_{1};
+  record record_;
+  std::uint64_t probes_ = 0, inserts_ = 0;
+};
+
 // ---- the benchmarks ----------------------------------------------------------------------------
 
 template <class Map>
@@ -136,6 +377,10 @@ Map& prepared(holder<Map>& h, std::uint64_t n, Fill fill) {
 using numamap_t = numamap::concurrent_map<std::uint64_t, std::uint64_t>;
 holder<numamap_t> g_numamap;
 holder<inline_proto> g_inline;
+holder<bucket_proto> g_bucket;
+#if defined(__SSE2__)
+holder<swiss_proto> g_swiss;
+#endif
 
 void BM_numamap(benchmark::State& state) {
   const auto n = static_cast<std::uint64_t>(state.range(0));
@@ -174,6 +419,49 @@ void BM_inline_proto(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+#if defined(__SSE2__)
+void BM_swiss_proto(benchmark::State& state) {
+  const auto n = static_cast<std::uint64_t>(state.range(0));
+  swiss_proto& m =
+      prepared(g_swiss, n, [](std::uint64_t size) { return std::make_unique<swiss_proto>(size); });
+  wyrand rng(0x1a70);
+  std::uint64_t sum = 0, misses = 0;
+  for (auto _ : state) {
+    std::uint64_t v = 0;
+    if (m.load(key_u64(rng.next() % n), v)) {
+      sum += v;
+    } else {
+      ++misses;
+    }
+  }
+  benchmark::DoNotOptimize(sum);
+  if (misses != 0) state.SkipWithError("a load of a present key missed");
+  state.SetItemsProcessed(state.iterations());
+}
+#endif
+
+void BM_bucket_proto(benchmark::State& state) {
+  const auto n = static_cast<std::uint64_t>(state.range(0));
+  const double load = static_cast<double>(state.range(1)) / 100.0;
+  // Built for each (size, load): the holder keeps one.
+  g_bucket.map = std::make_unique<bucket_proto>(n, load);
+  bucket_proto& m = *g_bucket.map;
+  wyrand rng(0x1a70);
+  std::uint64_t sum = 0, misses = 0;
+  for (auto _ : state) {
+    std::uint64_t v = 0;
+    if (m.load(key_u64(rng.next() % n), v)) {
+      sum += v;
+    } else {
+      ++misses;
+    }
+  }
+  benchmark::DoNotOptimize(sum);
+  state.counters["buckets_per_insert"] = m.buckets_per_insert();
+  if (misses != 0) state.SkipWithError("a load of a present key missed");
+  state.SetItemsProcessed(state.iterations());
+}
+
 #if NUMAMAP_BENCH_HAVE_ABSL
 using absl_t = absl::flat_hash_map<std::uint64_t, std::uint64_t>;
 holder<absl_t> g_absl;
@@ -207,6 +495,14 @@ void register_all() {
   for (const std::int64_t n : numamap::bench::bench_sizes("100000")) {
     benchmark::RegisterBenchmark("read_hit/numamap", BM_numamap)->Arg(n)->ArgName("size");
     benchmark::RegisterBenchmark("read_hit/inline_proto", BM_inline_proto)->Arg(n)->ArgName("size");
+    for (const std::int64_t load : {60, 75, 85}) {
+      benchmark::RegisterBenchmark("read_hit/bucket_proto", BM_bucket_proto)
+          ->Args({n, load})
+          ->ArgNames({"size", "load"});
+    }
+#if defined(__SSE2__)
+    benchmark::RegisterBenchmark("read_hit/swiss_proto", BM_swiss_proto)->Arg(n)->ArgName("size");
+#endif
 #if NUMAMAP_BENCH_HAVE_ABSL
     benchmark::RegisterBenchmark("read_hit/absl_flat_nolock", BM_absl)->Arg(n)->ArgName("size");
 #endif
