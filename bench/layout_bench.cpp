@@ -29,6 +29,7 @@
 #include <emmintrin.h>
 #endif
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -46,19 +47,55 @@ namespace {
 using numamap::bench::key_u64;
 using numamap::bench::wyrand;
 
+// ---- what the prototypes share with numamap's hit path -----------------------------------------
+
+// 16 shards chosen by the top bits of the mixed hash (numamap's default on 2 cpus), the pin
+// and unpin stores of an epoch record (compiler barrier only, as numamap with membarrier), and
+// a per-thread hit counter per shard.
+class proto_common {
+ public:
+  static constexpr std::size_t shards = 16;
+
+ protected:
+  static std::size_t shard_of(std::uint64_t h) {
+    return static_cast<std::size_t>(((h >> 48) * shards) >> 16);
+  }
+  /// Keys per shard for keys key_u64(0..n): each prototype sizes a shard from its count.
+  static std::array<std::uint64_t, shards> keys_per_shard(std::uint64_t n) {
+    std::array<std::uint64_t, shards> per{};
+    for (std::uint64_t i = 0; i < n; ++i) ++per[shard_of(numamap::detail::mix64(key_u64(i)))];
+    return per;
+  }
+  /// Announces (epoch | active); returns the epoch for unpin.
+  std::uint64_t pin() {
+    const std::uint64_t e = epoch_.load(std::memory_order_acquire);
+    record_.word.store((e << 1) | 1U, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    return e;
+  }
+  void unpin(std::uint64_t e) { record_.word.store(e << 1, std::memory_order_release); }
+  void count_hit(std::size_t s) {
+    auto& hits = record_.hits[s];
+    hits.store(hits.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+
+ private:
+  struct alignas(64) record {
+    std::atomic<std::uint64_t> word{0};
+    std::atomic<std::uint64_t> hits[shards] = {};
+  };
+  std::atomic<std::uint64_t> epoch_{1};
+  record record_;
+};
+
 // ---- the prototype: entries inline in the probed slots ---------------------------------------
 
-class inline_proto {
+class inline_proto : proto_common {
  public:
-  static constexpr std::size_t shards = 16;  // numamap's default on 2 cpus
-
   explicit inline_proto(std::uint64_t n) {
     // Per shard, the capacity numamap's growth reaches: the smallest power of two that holds
     // the shard's keys at load <= 3/4.
-    std::uint64_t per[shards] = {};  // keys per shard
-    for (std::uint64_t i = 0; i < n; ++i) {
-      ++per[((numamap::detail::mix64(key_u64(i)) >> 48) * shards) >> 16];
-    }
+    const auto per = keys_per_shard(n);
     for (std::size_t s = 0; s < shards; ++s) {
       std::size_t cap = 8;
       while (per[s] * 4 > cap * 3) cap *= 2;
@@ -70,12 +107,8 @@ class inline_proto {
 
   bool load(std::uint64_t k, std::uint64_t& out) {
     const std::uint64_t h = numamap::detail::mix64(k);
-    const std::size_t s = static_cast<std::size_t>(((h >> 48) * shards) >> 16);
-    // The pin: announce (epoch | active) in this thread's record, compiler barrier only (as
-    // numamap with membarrier); the unpin stores the word back.
-    const std::uint64_t e = epoch_.load(std::memory_order_acquire);
-    record_.word.store((e << 1) | 1U, std::memory_order_relaxed);
-    std::atomic_signal_fence(std::memory_order_seq_cst);
+    const std::size_t s = shard_of(h);
+    const std::uint64_t e = pin();
     const table& t = tables_[s];
     const auto bucket = static_cast<std::uint32_t>(h);
     bool found = false;
@@ -87,15 +120,14 @@ class inline_proto {
         const std::uint64_t w = sl.word.load(std::memory_order_relaxed);
         std::atomic_thread_fence(std::memory_order_acquire);
         if (sl.ctl.load(std::memory_order_relaxed) == c1) {  // seqlock: no writer came between
-          auto& hits = record_.hits[s];
-          hits.store(hits.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+          count_hit(s);
           out = w;
           found = true;
         }
         break;
       }
     }
-    record_.word.store(e << 1, std::memory_order_release);
+    unpin(e);
     return found;
   }
 
@@ -111,14 +143,10 @@ class inline_proto {
     std::size_t mask = 0;
     std::unique_ptr<slot[]> slots;
   };
-  struct alignas(64) record {
-    std::atomic<std::uint64_t> word{0};
-    std::atomic<std::uint64_t> hits[shards] = {};
-  };
 
   void insert(std::uint64_t k, std::uint64_t v) {
     const std::uint64_t h = numamap::detail::mix64(k);
-    const std::size_t s = static_cast<std::size_t>(((h >> 48) * shards) >> 16);
+    const std::size_t s = shard_of(h);
     table& t = tables_[s];
     std::size_t i = static_cast<std::uint32_t>(h) & t.mask;
     while (t.slots[i].ctl.load(std::memory_order_relaxed) != 0) i = (i + 1) & t.mask;
@@ -129,22 +157,15 @@ class inline_proto {
   }
 
   table tables_[shards];
-  std::atomic<std::uint64_t> epoch_{1};
-  record record_;
 };
 
 // ---- a second prototype: one control byte per slot, probed 16 at a time ---------------------
 #if defined(__SSE2__)
 
-class swiss_proto {
+class swiss_proto : proto_common {
  public:
-  static constexpr std::size_t shards = 16;
-
   explicit swiss_proto(std::uint64_t n) {
-    std::uint64_t per[shards] = {};  // keys per shard
-    for (std::uint64_t i = 0; i < n; ++i) {
-      ++per[((numamap::detail::mix64(key_u64(i)) >> 48) * shards) >> 16];
-    }
+    const auto per = keys_per_shard(n);
     for (std::size_t s = 0; s < shards; ++s) {
       std::size_t cap = 16;
       while (per[s] * 8 > cap * 7) cap *= 2;
@@ -158,16 +179,14 @@ class swiss_proto {
 
   bool load(std::uint64_t k, std::uint64_t& out) {
     const std::uint64_t h = numamap::detail::mix64(k);
-    const std::size_t s = static_cast<std::size_t>(((h >> 48) * shards) >> 16);
-    const std::uint64_t e = epoch_.load(std::memory_order_acquire);
-    record_.word.store((e << 1) | 1U, std::memory_order_relaxed);
-    std::atomic_signal_fence(std::memory_order_seq_cst);
+    const std::size_t s = shard_of(h);
+    const std::uint64_t e = pin();
     const table& t = tables_[s];
     const auto bucket = static_cast<std::uint32_t>(h);
     const __m128i tag = _mm_set1_epi8(static_cast<char>(bucket & 0x7f));
     const __m128i empty = _mm_set1_epi8(static_cast<char>(0x80));
     const bool found = find(t, s, bucket, k, tag, empty, out);
-    record_.word.store(e << 1, std::memory_order_release);
+    unpin(e);
     return found;
   }
 
@@ -201,8 +220,7 @@ class swiss_proto {
           const std::uint64_t w = sl.word.load(std::memory_order_relaxed);
           std::atomic_thread_fence(std::memory_order_acquire);
           if (sl.ctl.load(std::memory_order_relaxed) != c1) return false;  // not in a bench
-          auto& hits = record_.hits[s];
-          hits.store(hits.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+          count_hit(s);
           out = w;
           return true;
         }
@@ -212,14 +230,10 @@ class swiss_proto {
       g = (g + 16) & t.mask;
     }
   }
-  struct alignas(64) record {
-    std::atomic<std::uint64_t> word{0};
-    std::atomic<std::uint64_t> hits[shards] = {};
-  };
 
   void insert(std::uint64_t k, std::uint64_t v) {
     const std::uint64_t h = numamap::detail::mix64(k);
-    const std::size_t s = static_cast<std::size_t>(((h >> 48) * shards) >> 16);
+    const std::size_t s = shard_of(h);
     table& t = tables_[s];
     const auto bucket = static_cast<std::uint32_t>(h);
     std::size_t i = (bucket >> 7) & t.mask & ~std::size_t{15};
@@ -238,21 +252,16 @@ class swiss_proto {
   }
 
   table tables_[shards];
-  std::atomic<std::uint64_t> epoch_{1};
-  record record_;
 };
 
 #endif  // __SSE2__
 
 // ---- a third prototype: buckets of one cache line, three entries each -------------------------
 
-class bucket_proto {
+class bucket_proto : proto_common {
  public:
-  static constexpr std::size_t shards = 16;
-
   bucket_proto(std::uint64_t n, double load) {
-    std::uint64_t per[shards] = {};  // keys per shard: sized from the count, so none overflows
-    for (std::uint64_t i = 0; i < n; ++i) ++per[shard_of(numamap::detail::mix64(key_u64(i)))];
+    const auto per = keys_per_shard(n);  // sized from the count, so no shard overflows
     for (std::size_t s = 0; s < shards; ++s) {
       const auto nb = static_cast<std::size_t>(static_cast<double>(per[s]) / (3 * load)) + 1;
       tables_[s].nb = nb;
@@ -263,10 +272,8 @@ class bucket_proto {
 
   bool load(std::uint64_t k, std::uint64_t& out) {
     const std::uint64_t h = numamap::detail::mix64(k);
-    const std::size_t s = static_cast<std::size_t>(((h >> 48) * shards) >> 16);
-    const std::uint64_t e = epoch_.load(std::memory_order_acquire);
-    record_.word.store((e << 1) | 1U, std::memory_order_relaxed);
-    std::atomic_signal_fence(std::memory_order_seq_cst);
+    const std::size_t s = shard_of(h);
+    const std::uint64_t e = pin();
     const table& t = tables_[s];
     std::size_t b = home(t, static_cast<std::uint32_t>(h));
     bool found = false;
@@ -283,8 +290,7 @@ class bucket_proto {
           const std::uint64_t w = B.word[j].load(std::memory_order_relaxed);
           std::atomic_thread_fence(std::memory_order_acquire);
           if (B.ctl[j].load(std::memory_order_relaxed) == c1) {
-            auto& hits = record_.hits[s];
-            hits.store(hits.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+            count_hit(s);
             out = w;
             found = true;
           }
@@ -294,7 +300,7 @@ class bucket_proto {
       if ((B.flags.load(std::memory_order_relaxed) & 1U) == 0) break;  // nothing overflowed
       b = b + 1 == t.nb ? 0 : b + 1;
     }
-    record_.word.store(e << 1, std::memory_order_release);
+    unpin(e);
     return found;
   }
 
@@ -316,21 +322,14 @@ class bucket_proto {
     std::size_t nb = 0;
     std::unique_ptr<bucket[]> buckets;
   };
-  struct alignas(64) record {
-    std::atomic<std::uint64_t> word{0};
-    std::atomic<std::uint64_t> hits[shards] = {};
-  };
 
-  static std::size_t shard_of(std::uint64_t h) {
-    return static_cast<std::size_t>(((h >> 48) * shards) >> 16);
-  }
   static std::size_t home(const table& t, std::uint32_t bits) {
     return static_cast<std::size_t>((std::uint64_t{bits} * t.nb) >> 32);
   }
 
   void insert(std::uint64_t k, std::uint64_t v) {
     const std::uint64_t h = numamap::detail::mix64(k);
-    const std::size_t s = static_cast<std::size_t>(((h >> 48) * shards) >> 16);
+    const std::size_t s = shard_of(h);
     table& t = tables_[s];
     std::size_t b = home(t, static_cast<std::uint32_t>(h));
     ++inserts_;
@@ -351,8 +350,6 @@ class bucket_proto {
   }
 
   table tables_[shards];
-  std::atomic<std::uint64_t> epoch_{1};
-  record record_;
   std::uint64_t probes_ = 0, inserts_ = 0;
 };
 
@@ -400,10 +397,9 @@ void BM_numamap(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
-void BM_inline_proto(benchmark::State& state) {
-  const auto n = static_cast<std::uint64_t>(state.range(0));
-  inline_proto& m = prepared(
-      g_inline, n, [](std::uint64_t size) { return std::make_unique<inline_proto>(size); });
+/// The timed loop of every prototype: uniform random hits on keys [0, n).
+template <class Proto>
+void time_hits(benchmark::State& state, Proto& m, std::uint64_t n) {
   wyrand rng(0x1a70);
   std::uint64_t sum = 0, misses = 0;
   for (auto _ : state) {
@@ -419,24 +415,21 @@ void BM_inline_proto(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+void BM_inline_proto(benchmark::State& state) {
+  const auto n = static_cast<std::uint64_t>(state.range(0));
+  time_hits(state,
+            prepared(g_inline, n,
+                     [](std::uint64_t size) { return std::make_unique<inline_proto>(size); }),
+            n);
+}
+
 #if defined(__SSE2__)
 void BM_swiss_proto(benchmark::State& state) {
   const auto n = static_cast<std::uint64_t>(state.range(0));
-  swiss_proto& m =
-      prepared(g_swiss, n, [](std::uint64_t size) { return std::make_unique<swiss_proto>(size); });
-  wyrand rng(0x1a70);
-  std::uint64_t sum = 0, misses = 0;
-  for (auto _ : state) {
-    std::uint64_t v = 0;
-    if (m.load(key_u64(rng.next() % n), v)) {
-      sum += v;
-    } else {
-      ++misses;
-    }
-  }
-  benchmark::DoNotOptimize(sum);
-  if (misses != 0) state.SkipWithError("a load of a present key missed");
-  state.SetItemsProcessed(state.iterations());
+  time_hits(
+      state,
+      prepared(g_swiss, n, [](std::uint64_t size) { return std::make_unique<swiss_proto>(size); }),
+      n);
 }
 #endif
 
@@ -445,21 +438,8 @@ void BM_bucket_proto(benchmark::State& state) {
   const double load = static_cast<double>(state.range(1)) / 100.0;
   // Built for each (size, load): the holder keeps one.
   g_bucket.map = std::make_unique<bucket_proto>(n, load);
-  bucket_proto& m = *g_bucket.map;
-  wyrand rng(0x1a70);
-  std::uint64_t sum = 0, misses = 0;
-  for (auto _ : state) {
-    std::uint64_t v = 0;
-    if (m.load(key_u64(rng.next() % n), v)) {
-      sum += v;
-    } else {
-      ++misses;
-    }
-  }
-  benchmark::DoNotOptimize(sum);
-  state.counters["buckets_per_insert"] = m.buckets_per_insert();
-  if (misses != 0) state.SkipWithError("a load of a present key missed");
-  state.SetItemsProcessed(state.iterations());
+  time_hits(state, *g_bucket.map, n);
+  state.counters["buckets_per_insert"] = g_bucket.map->buckets_per_insert();
 }
 
 #if NUMAMAP_BENCH_HAVE_ABSL
