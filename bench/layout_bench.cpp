@@ -1,6 +1,7 @@
-// bench/layout_bench.cpp — what one read hit costs with numamap's table, with a bare
-// prototype of the same layout, and with absl::flat_hash_map: the evidence behind
-// docs/benchmarks.md's "read path" analysis (decisions.md D19). One thread, uint64 keys and
+// bench/layout_bench.cpp — what one read hit costs with numamap's table, with bare
+// prototypes of three table layouts (numamap's own among them), and with
+// absl::flat_hash_map: the evidence behind docs/benchmarks.md's "read path" analysis
+// (decisions.md D19). One thread, uint64 keys and
 // values, uniform random hits, keys key_u64(i) for i in [0, size) as in numamap_compare.
 //
 //   numamap        numamap::concurrent_map::load (entries in the probed slots since D19;
