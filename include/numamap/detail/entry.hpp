@@ -132,18 +132,11 @@ struct entry {
   /// A consistent (state, word) pair. Writes nothing.
   NUMAMAP_ALWAYS_INLINE snapshot read() const noexcept {
     backoff wait;
+    snapshot out{};
     for (;;) {
       // (E1) acquire: pairs with (E6); seeing an unlock means seeing the word (and the value
       //      node) it published.
-      const std::uint32_t c1 = ctl.load(std::memory_order_acquire);
-      if ((c1 & lock_bit) == 0) {
-        const std::uint64_t w = word.load(std::memory_order_relaxed);  // (E2)
-        // (E3) acquire fence: pairs with (E5); if (E2) read a word stored after a lock,
-        //      (E4) sees that lock or later and the pair is rejected.
-        fence_acquire();
-        const std::uint32_t c2 = ctl.load(std::memory_order_relaxed);  // (E4)
-        if (c1 == c2) return {visible_state(c1), w};
-      }
+      if (read_from(ctl.load(std::memory_order_acquire), out)) return out;
       wait();
     }
   }
@@ -153,8 +146,10 @@ struct entry {
   NUMAMAP_ALWAYS_INLINE bool read_from(std::uint32_t c1, snapshot& out) const noexcept {
     if ((c1 & lock_bit) != 0) return false;
     const std::uint64_t w = word.load(std::memory_order_relaxed);  // (E2)
-    fence_acquire();                                               // (E3)
-    if (ctl.load(std::memory_order_relaxed) != c1) return false;   // (E4)
+    // (E3) acquire fence: pairs with (E5); if (E2) read a word stored after a lock, (E4)
+    //      sees that lock or later and the pair is rejected.
+    fence_acquire();
+    if (ctl.load(std::memory_order_relaxed) != c1) return false;  // (E4)
     out = {visible_state(c1), w};
     return true;
   }

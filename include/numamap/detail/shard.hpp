@@ -27,9 +27,9 @@
 // - rebuild: otherwise a new table sized for the live entries is built. Entries live in the
 //   slots (table.hpp), so the live ones are moved: deleted entries are expunged (so no
 //   lock-free store can revive them) and left out; each present entry is locked, copied into
-//   the new table and released frozen (expunged + moved: writers that reach it go to mu_ and
-//   then to the new table, readers see its frozen value); the view is published; the old
-//   table is retired whole. O(n), amortised like a hash table resize: it happens when the
+//   the new table and released frozen (the moved bit: writers that reach it see it expunged
+//   and go to mu_ and then to the new table, readers see its frozen value); the view is published;
+//   the old table is retired whole. O(n), amortised like a hash table resize: it happens when the
 //   table doubles or when deletions outnumber live entries.
 // Invariants: a key has at most one entry that is not expunged, in the current table or in
 // the dirty map; the current table never holds an expunged entry; dirty-map entries are
@@ -489,9 +489,9 @@ class shard {
     publish(empty_table(), false);
     misses_ = 0;
     if (old.table() != empty_table()) {
-      dom_->retire(old.table(), &free_table_and_contents_fn, this, table_weight(old.table()));
+      retire_table(old.table());
     }
-    dom_->retire(dirty_, &free_table_and_contents_fn, this, table_weight(dirty_));
+    retire_table(dirty_);
     dirty_ = fresh_dirty;
   }
 
@@ -727,7 +727,7 @@ class shard {
       publish(nt, false);
       // Unreachable from the new view now: the old table, with the keys of the entries it
       // dropped (a moved entry's key and value belong to nt), retired as one object.
-      dom_->retire(t, &free_table_and_contents_fn, this, table_weight(t));
+      retire_table(t);
       rebuilds_.store(rebuilds_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
     shrink_dirty_locked();
@@ -773,9 +773,12 @@ class shard {
     return t;
   }
 
-  /// A retired table's weight for the epoch's collection pace (epoch_domain::retire).
-  static std::size_t table_weight(const table_t* t) noexcept {
-    return epoch_domain::weight_of(table_t::bytes_for(t->capacity()));
+  /// Retires a table with its contents (free_table_and_contents), weighed by its size for
+  /// the epoch's collection pace (epoch_domain::retire, decisions.md D21). The caller is
+  /// pinned and has reserved the retirement.
+  void retire_table(table_t* t) {
+    dom_->retire(t, &free_table_and_contents_fn, this,
+                 epoch_domain::weight_of(table_t::bytes_for(t->capacity())));
   }
 
   void free_table(table_t* t) noexcept {
