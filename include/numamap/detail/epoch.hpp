@@ -22,8 +22,9 @@
 // membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED), which runs a full barrier on every CPU that
 // runs a thread of this process. Where the kernel refuses membarrier, both sides fall back
 // to std::atomic_thread_fence(seq_cst). ThreadSanitizer does not model fences; it needs none
-// here, because every happens-before edge it must see goes through release/acquire pairs
-// (unpin (D4) -> scan (D6)); see docs/design.md.
+// here, because every happens-before edge it must see goes through release/acquire pairs:
+// a reader's unpin (D4) or next pin (D2) -> a scan (D6) -> the advance (D7) -> the epoch
+// load of the thread that frees (D12); see docs/design.md.
 //
 // No registration is asked of the user's threads: a thread's first pin on a domain claims a
 // free record (or adds one), a thread-local cache remembers it, and a thread-exit hook gives
@@ -130,7 +131,15 @@ class retire_bag {
   std::size_t size() const noexcept { return items_.size() - head_; }
   bool empty() const noexcept { return size() == 0; }
   /// Makes room for n more push_back calls, so that they cannot throw.
-  void reserve_more(std::size_t n) { items_.reserve(items_.size() + n); }
+  /// Inline when there is room (every write calls this; vector::reserve is an out-of-line
+  /// call of some 25 instructions even when it has nothing to do). Grows geometrically:
+  /// reserve() alone allocates exactly what is asked, so reserving one more per retirement
+  /// would copy the whole bag each time.
+  void reserve_more(std::size_t n) {
+    if (items_.capacity() - items_.size() < n) {
+      items_.reserve(std::max(items_.size() + n, 2 * items_.capacity()));
+    }
+  }
   void push_back(const retired& x) { items_.push_back(x); }
   const retired* begin() const noexcept { return items_.data() + head_; }
   const retired* end() const noexcept { return items_.data() + items_.size(); }
@@ -309,11 +318,17 @@ class epoch_domain {
     // (D1) acquire: the loads that follow the pin stay after this load, so the epoch
     //      announced is never older than what the reader then reads. Pairs with (D7).
     const std::uint64_t e = global_->load(std::memory_order_acquire);
-    // (D2) relaxed store + (D3) fence: the announcement is ordered before every later
-    //      load of a shared pointer by light_fence here and heavy_fence in try_advance
-    //      (D5): either the advancing thread sees this announcement, or this thread's
-    //      later loads see everything unlinked before that heavy fence.
-    r->word.store((e << 1) | 1U, std::memory_order_relaxed);
+    // (D2) store + (D3) fence: the announcement is ordered before every later load of a
+    //      shared pointer by light_fence here and heavy_fence in try_advance (D5): either
+    //      the advancing thread sees this announcement, or this thread's later loads see
+    //      everything unlinked before that heavy fence.
+    //      release: a scan (D6) that reads this announcement must also see every access of
+    //      this thread's earlier pins, as one that reads the unpin (D4) does. A scan that
+    //      reads it lets the epoch advance past objects this thread reached in its previous
+    //      pin, and the unpin's release does not carry over to a later relaxed store (C++20
+    //      dropped same-thread stores from release sequences; ThreadSanitizer found it).
+    //      On x86-64 a plain store, as relaxed.
+    r->word.store((e << 1) | 1U, std::memory_order_release);
     light_fence(membarrier_);  // (D3)
     return guard(r, e << 1);
   }
@@ -476,7 +491,13 @@ class epoch_domain {
 
   /// Advances E if every active record announces it. Returns the epoch now in force.
   std::uint64_t try_advance() noexcept {
-    std::uint64_t e = global_->load(std::memory_order_relaxed);
+    // (D12) acquire: pairs with (D7). The caller frees by the epoch returned, often one that
+    //       another thread advanced to; that thread's scan read the unpins (D6) that allowed
+    //       it, and this acquire carries them over, so every access of those pins happens
+    //       before the frees. (Relaxed here and in the CAS's failure order left the frees
+    //       unordered after the readers' accesses in the C++ model, if not on x86-64:
+    //       ThreadSanitizer found it.)
+    std::uint64_t e = global_->load(std::memory_order_acquire);
     heavy_fence(membarrier_);  // (D5) pairs with every reader's (D3)
     for (thread_record* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
       // (D6) acquire: pairs with (D4); a record seen inactive or at e has finished every
@@ -484,9 +505,10 @@ class epoch_domain {
       const std::uint64_t w = r->word.load(std::memory_order_acquire);
       if ((w & 1U) != 0 && (w >> 1) != e) return e;
     }
-    // (D7) release: pairs with (D1). A failed CAS means another thread advanced: fine.
-    if (global_->compare_exchange_strong(e, e + 1, std::memory_order_release,
-                                         std::memory_order_relaxed)) {
+    // (D7) acq_rel: pairs with (D1) and (D12). A failed CAS means another thread advanced:
+    //      fine; its failure load is acquire, as (D12), since e is then that thread's epoch.
+    if (global_->compare_exchange_strong(e, e + 1, std::memory_order_acq_rel,
+                                         std::memory_order_acquire)) {
       return e + 1;
     }
     return e;
