@@ -1,7 +1,8 @@
 // SPEC "The map": "Every operation on one key is linearizable", while rebuilds move entries.
 //
-// Entries live in table slots, so a rebuild freezes each present entry, copies it into the
-// new table and leaves the old copy frozen (design.md, "Why moving is linearizable"). Here
+// Entries live in table slots, so a rebuild freezes the old table (writers that reach it
+// then go to the shard mutex), copies its present entries into the new table and leaves the
+// old copies as they were (design.md, "Why moving is linearizable"). Here
 // one shard takes a stream of fresh keys and erasures, so it rebuilds again and again, while
 // other threads work on a fixed set of keys that are never erased:
 // - counter keys, changed only by compare_and_swap(v, v + 1) from two threads: the sum of

@@ -4,7 +4,7 @@
 // has the entry's line already. Every key present in a shard has exactly one live entry.
 // Its state and value sit in two words guarded by a sequence lock:
 //
-//   ctl   [count:27][moved:1][full:1][lock:1][state:2]   0: an empty slot
+//   ctl   [count:28][full:1][lock:1][state:2]   0: an empty slot
 //   hash  the key's bucket bits; written before the slot is published, then immutable
 //   word  the value's bits (trivially copyable values of up to 8 bytes: "inline"), or a
 //         pointer to an immutable heap node holding the value ("out of line")
@@ -20,15 +20,14 @@
 // - present: the key maps to `word`.
 // - deleted: the key is absent, but the entry is still in the shard's current read table;
 //   a store revives it without the shard mutex.
-// - expunged: the entry is no longer in the shard's current structures. Final: a writer that
-//   finds it takes the shard mutex and looks again in the current view. Only entries of
-//   tables that stopped being current are expunged. Two kinds:
-//   - dropped (a rebuild left a deleted entry out, or clear ran): readers see it absent;
-//   - moved (the `moved` bit, with the state bits left at present): a rebuild froze the
-//     present entry and copied it into the new table. Readers that still reach the old copy
-//     see it present with its frozen value, which was the key's value when the rebuild froze
-//     it, a moment inside their operation (they loaded the old view before the new one was
-//     published). Writers see it expunged (locked::state).
+// - expunged: clear() dropped the entry; readers see it absent. Final: a writer that finds
+//   it takes the shard mutex and looks again in the current view.
+// A rebuild does not change entries: it freezes their table (table.hpp, freeze) and copies
+// the present ones into the new table. A writer that locks an entry of a frozen table
+// releases it unchanged and goes to the shard mutex, as for an expunged one. Readers that
+// still reach the old copy see it as it was when frozen: a present entry with the key's
+// value at that moment, a moment inside their operation (they loaded the old view before
+// the new one was published).
 #pragma once
 
 #include <cstdint>
@@ -49,10 +48,9 @@ inline constexpr std::uint32_t state_deleted = 1;
 inline constexpr std::uint32_t state_expunged = 2;
 inline constexpr std::uint32_t state_mask = 3;
 inline constexpr std::uint32_t lock_bit = 4;
-inline constexpr std::uint32_t full_bit = 8;    // the slot holds an entry (never cleared in a
-                                                // table readers probe)
-inline constexpr std::uint32_t moved_bit = 16;  // expunged by a move: frozen, reads present
-inline constexpr std::uint32_t count_one = 32;
+inline constexpr std::uint32_t full_bit = 8;  // the slot holds an entry (never cleared in a
+                                              // table readers probe)
+inline constexpr std::uint32_t count_one = 16;
 
 /// Keys stored in the slot itself.
 template <class Key>
@@ -94,17 +92,14 @@ struct backoff {
 template <class Key>
 struct entry {
   struct snapshot {
-    std::uint32_t state;  // as readers see it: a moved entry is present
+    std::uint32_t state;
     std::uint64_t word;
   };
   /// What a locked writer found.
   struct locked {
     std::uint32_t ctl;
     std::uint64_t word;
-    /// The state a writer acts on: a moved entry is expunged (see unlock_moved).
-    std::uint32_t state() const noexcept {
-      return (ctl & moved_bit) != 0 ? state_expunged : (ctl & state_mask);
-    }
+    std::uint32_t state() const noexcept { return ctl & state_mask; }
   };
 
   // An empty slot: all zero. The table constructs every slot so before it is shared, and
@@ -125,8 +120,6 @@ struct entry {
   const Key& key() const noexcept { return stored_key.get(); }
   bool is_full() const noexcept { return ctl.load(std::memory_order_relaxed) != 0; }
 
-  /// The state a reader sees: a moved entry keeps the state bits of present (unlock_moved),
-  /// so one mask does it.
   static std::uint32_t visible_state(std::uint32_t c) noexcept { return c & state_mask; }
 
   /// A consistent (state, word) pair. Writes nothing.
@@ -160,8 +153,12 @@ struct entry {
     std::uint32_t c = ctl.load(std::memory_order_relaxed);
     for (;;) {
       if ((c & lock_bit) == 0 &&
-          // acquire: orders this writer after the previous writer's unlock (E6).
-          ctl.compare_exchange_weak(c, c | lock_bit, std::memory_order_acquire,
+          // (L1) acquire: orders this writer after the previous writer's unlock (E6).
+          //      seq_cst: a writer that reached the entry without the shard mutex then loads
+          //      its table's frozen flag (F3); against the rebuild's (F1)/(F2) either the
+          //      writer sees the flag or the rebuild sees this lock (table.hpp, freeze).
+          //      On x86-64 the same instruction as acquire.
+          ctl.compare_exchange_weak(c, c | lock_bit, std::memory_order_seq_cst,
                                     std::memory_order_relaxed)) {
         // (E5) release fence: the word store that follows cannot be seen by a reader
         //      without that reader also seeing the lock bit (pairs with (E3)).
@@ -182,49 +179,9 @@ struct entry {
     ctl.store(((l.ctl + count_one) & ~(lock_bit | state_mask)) | s, std::memory_order_release);
   }
 
-  /// A rebuild, holding the lock of a present entry it has copied: freezes it (moved, the
-  /// word kept for readers that still reach it) and releases the lock. The state bits stay
-  /// those of present, which is what readers see (visible_state); writers see the moved bit
-  /// as expunged (locked::state) and go to the shard mutex. transition() leaves it alone: it
-  /// only acts on deleted or expunged state bits.
-  void unlock_moved(const locked& l) noexcept {
-    // (E6) as unlock. The count moves, so a reader's (E1)..(E4) sees the change.
-    ctl.store(((l.ctl + count_one) & ~(lock_bit | state_mask)) | moved_bit | state_present,
-              std::memory_order_release);
-  }
-
-  /// deleted -> expunged in one step, without the lock (a rebuild, shard mutex held).
-  /// Returns false, changing nothing, when the entry is present. The count moves, so a
-  /// reader's (E1)..(E4) sees the change; a writer's lock CAS fails and retries.
-  bool try_expunge_deleted() noexcept { return transition(state_deleted, state_expunged); }
-  /// expunged -> deleted: undoes try_expunge_deleted (shard mutex held throughout).
-  void unexpunge() noexcept { (void)transition(state_expunged, state_deleted); }
-
   /// Releases the lock without a change.
   void unlock_unchanged(const locked& l) noexcept {
     ctl.store(l.ctl, std::memory_order_release);  // as (E6)
-  }
-
- private:
-  /// from -> to if the entry is in state `from` (waiting out a writer's lock).
-  bool transition(std::uint32_t from, std::uint32_t to) noexcept {
-    backoff wait;
-    std::uint32_t c = ctl.load(std::memory_order_relaxed);
-    for (;;) {
-      if ((c & lock_bit) != 0) {
-        wait();
-        c = ctl.load(std::memory_order_relaxed);
-        continue;
-      }
-      if ((c & state_mask) != from) return false;
-      // Relaxed is enough: the word does not change (deleted and expunged entries hold no
-      // value), so there is nothing to publish with this store, and the rebuild's own
-      // later accesses are ordered by the shard mutex, not by this entry.
-      if (ctl.compare_exchange_weak(c, ((c + count_one) & ~state_mask) | to,
-                                    std::memory_order_relaxed, std::memory_order_relaxed)) {
-        return true;
-      }
-    }
   }
 };
 

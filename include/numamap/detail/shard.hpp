@@ -25,17 +25,19 @@
 //   are right, because their older view says amended and sends a miss to mu_. Cost:
 //   O(|dirty|), no copy of the table.
 // - rebuild: otherwise a new table sized for the live entries is built. Entries live in the
-//   slots (table.hpp), so the live ones are moved: deleted entries are expunged (so no
-//   lock-free store can revive them) and left out; each present entry is locked, copied into
-//   the new table and released frozen (the moved bit: writers that reach it see it expunged
-//   and go to mu_ and then to the new table, readers see its frozen value); the view is published;
-//   the old table is retired whole. O(n), amortised like a hash table resize: it happens when the
-//   table doubles or when deletions outnumber live entries.
-// Invariants: a key has at most one entry that is not expunged, in the current table or in
-// the dirty map; the current table never holds an expunged entry; dirty-map entries are
-// present and change only under mu_ (no pointer to one outlives the lock: erasing and
-// promoting move them); a table holds at most one entry per key; a table only gains slots
-// while it is current, and a full slot's hash and key never change.
+//   slots (table.hpp), so the live ones are moved: the old table is frozen (from then on no
+//   writer changes its entries: one that locks an entry sees the flag, releases it and goes
+//   to mu_, then to the new table), the present entries are copied into the new table and the
+//   deleted ones left out; readers of the old table see its entries as they were when it
+//   froze; the view is published; the old table is retired whole. O(n), amortised like a
+//   hash table resize: it happens when the table doubles or when deletions outnumber live
+//   entries. The rebuild writes nothing into the old table's entries.
+// Invariants: a key has at most one writable entry (not expunged, not in a frozen table), in
+// the current table or in the dirty map; outside a rebuild the current table is not frozen
+// and holds no expunged entry; dirty-map entries are present and change only under mu_ (no
+// pointer to one outlives the lock: erasing and promoting move them); a table holds at most
+// one entry per key; a table only gains slots while it is current, and a full slot's hash
+// and key never change.
 //
 // Counters: misses, promotions and rebuilds are written under mu_ (relaxed atomics so
 // stats() may read them); the live-key count and the byte count sit on their own lines;
@@ -107,6 +109,15 @@ class shard {
       std::uint32_t c = 0;
       return find(hv, eq, c);
     }
+  };
+  /// Where a writer's probe of a read table stopped without finding its key: the first
+  /// empty slot on the key's path in `table` (table_t::find_or_stop). Under mu_, while that
+  /// slot is still empty in the same, still current table, the key is not in the table and
+  /// the slot is where it goes, so the locked path needs no second probe (find_locked).
+  /// table is null when no probe stopped so.
+  struct stop_hint {
+    table_t* table = nullptr;
+    std::size_t slot = 0;
   };
   struct value_node {
     Value v;
@@ -243,9 +254,10 @@ class shard {
             thread_record* rec, std::uint64_t& prev) {
     reserve_retire(rec, 2);
     const view v = load_view(std::memory_order_acquire);  // as (S1)
-    if (entry_t* e = v.find(hv, eq)) {
+    stop_hint stop;
+    if (entry_t* e = find_for_write(v, hv, eq, stop)) {
       auto l = e->lock();
-      if (l.state() != state_expunged) {
+      if (writable(l, v.table())) {
         e->unlock(l, w, state_present);
         bump(rec, counter(ctr_stores));
         return settle_swap(l, prev);
@@ -253,13 +265,13 @@ class shard {
       e->unlock_unchanged(l);
     }
     std::lock_guard<adaptive_mutex> lk(mu_);
-    if (entry_t* e = find_locked(hv, eq)) {
+    if (entry_t* e = find_locked(hv, eq, stop)) {
       auto l = e->lock();  // not expunged: see the invariants
       e->unlock(l, w, state_present);
       bump(rec, counter(ctr_stores));
       return settle_swap(l, prev);
     }
-    insert_new_locked(hv, make_key, w);
+    insert_new_locked(hv, make_key, w, stop);
     bump(rec, counter(ctr_stores));
     return false;
   }
@@ -274,22 +286,23 @@ class shard {
                                                bool produce_locked, thread_record* rec) {
     reserve_retire(rec, 1);
     const view v = load_view(std::memory_order_acquire);  // as (S1)
-    entry_t* e = v.find(hv, eq);
+    stop_hint stop;
+    entry_t* e = find_for_write(v, hv, eq, stop);
     if (e != nullptr) {
       const auto s = e->read();
       if (s.state == state_present) return {s.word, true};
       if (s.state == state_deleted && !produce_locked) {
         const std::uint64_t w = produce();
-        const auto r = try_load_or_store(e, w, rec);
+        const auto r = try_load_or_store(e, v.table(), w, rec);
         if (r.first == 2) return {w, false};
         if (r.first == 1) {
           free_word(w);
           return {r.second, true};
         }
-        return store_new_or_load(hv, eq, make_key, produce, &w, rec);  // expunged meanwhile
+        return store_new_or_load(hv, eq, make_key, produce, &w, rec, stop);  // not writable
       }
     }
-    return store_new_or_load(hv, eq, make_key, produce, nullptr, rec);
+    return store_new_or_load(hv, eq, make_key, produce, nullptr, rec, stop);
   }
 
   /// Delete / LoadAndDelete: removes the key; returns its present word via `prev`
@@ -300,8 +313,8 @@ class shard {
     view v = load_view(std::memory_order_acquire);  // as (S1)
     if (entry_t* e = v.find(hv, eq)) {
       auto l = e->lock();
-      if (l.state() != state_expunged) return delete_locked_entry(e, l, prev);
-      e->unlock_unchanged(l);  // moved or dropped by a rebuild: look again under mu_
+      if (writable(l, v.table())) return delete_locked_entry(e, l, prev);
+      e->unlock_unchanged(l);  // frozen by a rebuild, or dropped by clear: look again under mu_
     } else if (!v.amended()) {
       return false;
     }
@@ -350,7 +363,8 @@ class shard {
       }
     } guard(this, w, have_w);
     if (entry_t* e = v.find(hv, eq)) {
-      const int r = compare_and_entry(e, matches, produce, is_delete, rec, prev, w, have_w);
+      const int r =
+          compare_and_entry(e, v.table(), matches, produce, is_delete, rec, prev, w, have_w);
       if (r != retry_locked) {
         guard.used = r == 1 && !is_delete;
         return r == 1;
@@ -361,9 +375,10 @@ class shard {
     std::lock_guard<adaptive_mutex> lk(mu_);
     v = load_view(std::memory_order_relaxed);  // as (S2)
     if (entry_t* e = v.find(hv, eq)) {
-      // In the current table with mu_ held, e cannot be expunged; lock-free writers may
-      // still change it, so the optimistic loop may go round, but never asks to retry.
-      const int r = compare_and_entry(e, matches, produce, is_delete, rec, prev, w, have_w);
+      // In the current table with mu_ held, e is writable; lock-free writers may still
+      // change it, so the optimistic loop may go round, but never asks to retry.
+      const int r =
+          compare_and_entry(e, v.table(), matches, produce, is_delete, rec, prev, w, have_w);
       guard.used = r == 1 && !is_delete;
       return r == 1;
     }
@@ -395,6 +410,14 @@ class shard {
 
   static constexpr int retry_locked = 2;
 
+  /// Whether a writer that locked (l) an entry of table t, reached without mu_, may change
+  /// it: not dropped by clear, and t not frozen by a rebuild. (F3) after (L1) (table.hpp,
+  /// freeze). If not, the writer releases the entry unchanged and looks again under mu_.
+  /// Under mu_ every entry of the current table is writable.
+  static bool writable(const typename entry_t::locked& l, const table_t* t) noexcept {
+    return l.state() != state_expunged && !t->is_frozen();
+  }
+
   /// remove's step on an entry the caller locked (not expunged): present -> deleted.
   bool delete_locked_entry(entry_t* e, const typename entry_t::locked& l,
                            std::uint64_t& prev) noexcept {
@@ -410,10 +433,11 @@ class shard {
 
   /// compare_and's optimistic loop on a table entry: compare outside the lock, then swap if
   /// the word is unchanged. Returns 1 (swapped), 0 (absent or not matching) or retry_locked
-  /// (the entry was expunged: moved or dropped by a rebuild; look again under mu_).
+  /// (not writable: t frozen by a rebuild, or e dropped by clear; look again under mu_).
   template <class Matches, class Produce>
-  int compare_and_entry(entry_t* e, const Matches& matches, Produce& produce, bool is_delete,
-                        thread_record* rec, std::uint64_t& prev, std::uint64_t& w, bool& have_w) {
+  int compare_and_entry(entry_t* e, const table_t* t, const Matches& matches, Produce& produce,
+                        bool is_delete, thread_record* rec, std::uint64_t& prev, std::uint64_t& w,
+                        bool& have_w) {
     for (;;) {
       const auto s = e->read();
       if (s.state != state_present || !matches(s.word)) return 0;
@@ -422,7 +446,7 @@ class shard {
         have_w = true;
       }
       auto l = e->lock();
-      if (l.state() == state_expunged) {
+      if (!writable(l, t)) {
         e->unlock_unchanged(l);
         return retry_locked;
       }
@@ -455,8 +479,8 @@ class shard {
         v = load_view(std::memory_order_relaxed);
       }
     }
-    // A rebuild may move the entries meanwhile: a moved entry reads present with the value
-    // it had when frozen, so each key of this table is seen once.
+    // A rebuild may freeze and copy this table meanwhile: its entries then keep what they
+    // held when it froze, so each key of this table is seen once.
     bool go_on = true;
     v.table()->for_each([&](entry_t& e) {
       if (!go_on) return;
@@ -524,10 +548,39 @@ class shard {
  private:
   // ---- locked helpers (mu_ held) ------------------------------------------------------
 
+  /// The writer's lock-free probe of view v's table; on a miss, `stop` says where it ended.
   template <class Eq>
-  entry_t* find_locked(const hashed& hv, const Eq& eq) {
+  static entry_t* find_for_write(const view& v, const hashed& hv, const Eq& eq, stop_hint& stop) {
+    table_t* t = v.table();
+    std::size_t at = 0;
+    entry_t* e = t->find_or_stop(hv.bucket_bits(), eq, at);
+    if (e == nullptr) stop = {t, at};
+    return e;
+  }
+
+  /// The key's entry in the current table (view v, loaded with mu_ held), or null; then
+  /// `stop` is where the key would go in that table. A stop from the caller's lock-free
+  /// probe saves probing again while it holds: that probe saw every slot from the key's
+  /// home to stop.slot full with another key and stop.slot empty; full slots keep their key;
+  /// new entries go into the first empty slot on their key's path, always with mu_ held; so
+  /// if stop.slot is still empty now (mu_ held: it stays so), the key is not in the table.
+  /// The table is the one probed, not a new one at the same address: the caller has been
+  /// pinned since the probe, so it was not freed, and a table that stopped being current is
+  /// never current again.
+  template <class Eq>
+  entry_t* find_in_table_locked(const view& v, const hashed& hv, const Eq& eq, stop_hint& stop) {
+    table_t* t = v.table();
+    if (stop.table == t && t->is_empty_slot(stop.slot)) return nullptr;
+    stop = {};
+    return find_for_write(v, hv, eq, stop);
+  }
+
+  /// The key's entry with mu_ held, in the current table or the dirty map, or null (see
+  /// find_in_table_locked for `stop`).
+  template <class Eq>
+  entry_t* find_locked(const hashed& hv, const Eq& eq, stop_hint& stop) {
     const view v = load_view(std::memory_order_relaxed);  // as (S2)
-    if (entry_t* e = v.find(hv, eq)) return e;
+    if (entry_t* e = find_in_table_locked(v, hv, eq, stop)) return e;
     if (!v.amended()) return nullptr;
     return dirty_->find(hv.bucket_bits(), eq);
   }
@@ -538,14 +591,14 @@ class shard {
   template <class Eq, class MakeKey, class Produce>
   std::pair<std::uint64_t, bool> store_new_or_load(const hashed& hv, const Eq& eq,
                                                    const MakeKey& make_key, Produce& produce,
-                                                   const std::uint64_t* premade,
-                                                   thread_record* rec) {
+                                                   const std::uint64_t* premade, thread_record* rec,
+                                                   stop_hint stop) {
     std::uint64_t w = premade != nullptr ? *premade : 0;
     bool have_w = premade != nullptr;
     try {
       std::lock_guard<adaptive_mutex> lk(mu_);
       const view v = load_view(std::memory_order_relaxed);  // as (S2)
-      entry_t* e = v.find(hv, eq);
+      entry_t* e = find_in_table_locked(v, hv, eq, stop);
       if (e == nullptr && v.amended()) {
         if (entry_t* d = dirty_->find(hv.bucket_bits(), eq)) {
           const std::uint64_t found = d->read().word;  // dirty entries are present
@@ -565,7 +618,7 @@ class shard {
           w = produce();
           have_w = true;
         }
-        const auto r = try_load_or_store(e, w, rec);
+        const auto r = try_load_or_store(e, v.table(), w, rec);
         if (r.first == 1) free_word(w);
         return {r.second, r.first == 1};
       }
@@ -573,7 +626,7 @@ class shard {
         w = produce();
         have_w = true;
       }
-      insert_new_locked(hv, make_key, w);
+      insert_new_locked(hv, make_key, w, stop);
       bump(rec, counter(ctr_stores));
       return {w, false};
     } catch (...) {
@@ -582,10 +635,15 @@ class shard {
     }
   }
 
-  /// Entry-level LoadOrStore: {1, word} loaded, {2, w} stored, {0, _} expunged.
-  std::pair<int, std::uint64_t> try_load_or_store(entry_t* e, std::uint64_t w,
+  /// Entry-level LoadOrStore on entry e of table t: {1, word} loaded, {2, w} stored, {0, _}
+  /// not writable (look again under mu_).
+  std::pair<int, std::uint64_t> try_load_or_store(entry_t* e, const table_t* t, std::uint64_t w,
                                                   thread_record* rec) noexcept {
     auto l = e->lock();
+    if (!writable(l, t)) {
+      e->unlock_unchanged(l);
+      return {0, 0};
+    }
     switch (l.state()) {
       case state_present:
         e->unlock_unchanged(l);
@@ -614,9 +672,11 @@ class shard {
   /// A new key. Into a free slot of the current read table when it has one (an append of
   /// one key: the view stays as it is, and the key is on the lock-free path at once), else
   /// into the dirty map, marking the view amended. All allocation first, so an exception
-  /// changes nothing (w stays the caller's).
+  /// changes nothing (w stays the caller's). `stop` is find_locked's, made with mu_ held
+  /// since: the slot the key goes to in the current table.
   template <class MakeKey>
-  void insert_new_locked(const hashed& hv, const MakeKey& make_key, std::uint64_t w) {
+  void insert_new_locked(const hashed& hv, const MakeKey& make_key, std::uint64_t w,
+                         const stop_hint& stop) {
     const view v = load_view(std::memory_order_relaxed);  // as (S2)
     table_t* t = v.table();
     const bool direct = t != empty_table() && t->fits(1);
@@ -625,7 +685,13 @@ class shard {
     // (T2) inside emplace. Direct: readers probing t see the slot or not; both are right,
     // since the key was absent until this store, and the view needs no change (design.md,
     // "direct insertion").
-    (direct ? t : dirty_)->emplace(hv.bucket_bits(), k, w);
+    if (!direct) {
+      dirty_->emplace(hv.bucket_bits(), k, w);
+    } else if (stop.table == t && t->is_empty_slot(stop.slot)) {
+      t->emplace_at(stop.slot, hv.bucket_bits(), k, w);  // where emplace would put it
+    } else {
+      t->emplace(hv.bucket_bits(), k, w);
+    }
     size_->fetch_add(1, std::memory_order_relaxed);
     if (direct) return;
     if (!v.amended()) publish(v.table(), true);
@@ -691,42 +757,38 @@ class shard {
       dirty_->clear();
       publish(t, false);
     } else {
-      // Pass 1: expunge the deleted entries (no lock-free store may revive them now) and
-      // count the survivors, an upper bound of what pass 2 copies: with mu_ held no entry
-      // enters the table, and a survivor can only become deleted meanwhile.
+      // Freeze t: from here no writer changes its entries (a lock-free writer that locks
+      // one sees the flag and goes to mu_, held here; one that locked before finishes, and
+      // read() below waits for it). Then count the entries that are present or locked (a
+      // writer that locked before the freeze may revive one), an upper bound of what the
+      // copy below takes: an entry seen unlocked and not present stays so (a writer that
+      // locks it now sees the flag).
+      t->freeze();
       std::size_t survivors = 0;
       t->for_each([&survivors](entry_t& e) {
-        if (!e.try_expunge_deleted()) ++survivors;
+        const std::uint32_t c = e.ctl.load(std::memory_order_relaxed);  // a count only
+        if ((c & lock_bit) != 0 || (c & state_mask) == state_present) ++survivors;
       });
       table_t* nt = nullptr;
       try {
         rec->bag.reserve_more(1);
         nt = new_table(capacity_for(survivors + d));
       } catch (...) {
-        // Undo pass 1. Only threads that then take mu_ act on an expunged state (readers
-        // read it as absent, like deleted), so with mu_ still held the undo is invisible.
-        t->for_each([](entry_t& e) { e.unexpunge(); });
+        // No writer acted on the flag other than by waiting for mu_, still held: undo it.
+        t->thaw();
         return false;
       }
-      // Pass 2: freeze and move. Each entry not expunged is locked (waiting out a writer),
-      // copied into nt if present, and released as moved: from then on writers that reach
-      // it go to mu_ (held here) and, after the publish below, to nt; readers see its frozen
-      // value. Entries deleted since pass 1 are expunged and left behind.
+      // Copy the present entries (their values no longer change); deleted ones stay behind.
+      // Readers that still reach t see each entry as it is now, which is what nt holds.
       t->for_each([nt](entry_t& e) {
-        if (e.read().state == state_expunged) return;  // pass 1 dropped it
-        auto l = e.lock();
-        if (l.state() == state_present) {
-          nt->emplace_copy(e, l.word);
-          e.unlock_moved(l);
-        } else {
-          e.unlock(l, 0, state_expunged);  // deleted meanwhile: dropped
-        }
+        const snapshot s = e.read();
+        if (s.state == state_present) nt->emplace_copy(e, s.word);
       });
       copy_dirty_into(nt);
       dirty_->clear();
       publish(nt, false);
       // Unreachable from the new view now: the old table, with the keys of the entries it
-      // dropped (a moved entry's key and value belong to nt), retired as one object.
+      // left behind (a present entry's key and value now belong to nt), retired whole.
       retire_table(t);
       rebuilds_.store(rebuilds_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
@@ -839,15 +901,18 @@ class shard {
   }
 
   /// Frees a table and what its entries own: every entry that was not moved out owns its
-  /// key, and its word when that is a value node (present entries; a dropped entry's word
-  /// is 0 unless clear kept it, and then it is freed here).
+  /// key, and its word when that is a value node (present entries; a deleted entry's word
+  /// is 0; an entry clear dropped kept its word, freed here). A frozen table is a rebuild's
+  /// old one: its present entries were copied into the new table, which owns their keys and
+  /// values now (a rebuild that failed thawed its table).
   void free_table_and_contents(table_t* t) noexcept {
     if (t == empty_table()) return;
     // Inline keys and inline values own nothing outside the slot: no walk over the table.
     if constexpr (!key_inline<Key> || !inline_values) {
-      t->for_each([this](entry_t& e) {
+      const bool moved_out = t->is_frozen();
+      t->for_each([this, moved_out](entry_t& e) {
         const std::uint32_t c = e.ctl.load(std::memory_order_relaxed);  // the freer: alone
-        if ((c & moved_bit) != 0) return;
+        if (moved_out && (c & state_mask) == state_present) return;
         const std::uint64_t w = e.word.load(std::memory_order_relaxed);
         if (!inline_values && w != 0) free_word(w);
         free_key(e);
@@ -861,7 +926,7 @@ class shard {
   static void free_node_fn(void* self, void* p) {
     static_cast<shard*>(self)->free_word(reinterpret_cast<std::uintptr_t>(p));
   }
-  /// A retired table: a rebuild's old table (its moved entries skipped) or clear's (all).
+  /// A retired table: a rebuild's old table (its present entries skipped) or clear's (all).
   static void free_table_and_contents_fn(void* self, void* p) {
     static_cast<shard*>(self)->free_table_and_contents(static_cast<table_t*>(p));
   }

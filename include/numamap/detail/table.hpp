@@ -46,6 +46,26 @@ class entry_table {
   }
 
   std::size_t capacity() const noexcept { return mask_ + 1; }
+
+  /// Frozen: a rebuild is copying (or has copied) this table's entries into a new one, and
+  /// no writer may change an entry any more. A writer that locks an entry it reached without
+  /// the shard mutex checks this after its lock CAS and, if set, releases the entry
+  /// unchanged and goes to the mutex (shard.hpp). Freezing is final once the new table is
+  /// published.
+  ///
+  /// (F1) seq_cst store and (F2) seq_cst fence, then the rebuild's loads of each entry's
+  /// ctl; against a writer's (L1) seq_cst lock CAS, then (F3) seq_cst load of this flag
+  /// (entry::lock, is_frozen): the store-buffering pattern, so either the writer sees the
+  /// flag, or the rebuild's read of the entry sees the writer's lock (and waits for its
+  /// unlock, then reads what it wrote). No write to an entry after the rebuild has read it.
+  void freeze() noexcept {
+    frozen_.store(1, std::memory_order_seq_cst);  // (F1)
+    fence_seq_cst();                              // (F2)
+  }
+  /// Undoes freeze() (a rebuild that could not get memory; shard mutex held throughout, so
+  /// no writer acted on the flag other than by waiting for the mutex).
+  void thaw() noexcept { frozen_.store(0, std::memory_order_relaxed); }
+  bool is_frozen() const noexcept { return frozen_.load(std::memory_order_seq_cst) != 0; }  // (F3)
   /// Full slots. Writer-only (shard mutex).
   std::size_t used() const noexcept { return used_; }
   /// Whether `n` more entries fit under the maximum load (3/4).
@@ -80,11 +100,39 @@ class entry_table {
     }
   }
 
+  /// A writer's probe: find(), and, when the key is absent, where the probe stopped (`stop`:
+  /// the first empty slot on the key's path, which is where emplace would put it). Lock-free,
+  /// writes nothing.
+  template <class Eq>
+  entry_t* find_or_stop(std::uint32_t bucket_bits, const Eq& eq, std::size_t& stop) {
+    entry_t* s = slots();
+    std::size_t i = bucket_bits & mask_;
+    for (;;) {
+      // as (T1)
+      if (s[i].ctl.load(std::memory_order_acquire) == 0) {
+        stop = i;
+        return nullptr;
+      }
+      if (s[i].hash == bucket_bits && eq(s[i])) return &s[i];
+      i = (i + 1) & mask_;
+    }
+  }
+
+  /// Whether slot i is empty. Stable only for the table's writer (shard mutex held).
+  bool is_empty_slot(std::size_t i) const noexcept { return !slots()[i].is_full(); }
+
   /// Puts a new present entry (hash, key, word) into a free slot and publishes it. The key
   /// slot `k` is copied (inline bytes, or the key node's pointer, which the table then owns).
   /// Writer-only; must fit.
   entry_t* emplace(std::uint32_t bucket_bits, const key_slot<Key>& k, std::uint64_t w) noexcept {
-    entry_t& s = free_slot(bucket_bits);
+    return emplace_at(free_slot(bucket_bits), bucket_bits, k, w);
+  }
+
+  /// emplace() into slot i, which the caller found to be the first empty slot on the key's
+  /// path (find_or_stop, and nothing inserted since). Writer-only; must fit.
+  entry_t* emplace_at(std::size_t i, std::uint32_t bucket_bits, const key_slot<Key>& k,
+                      std::uint64_t w) noexcept {
+    entry_t& s = slots()[i];
     s.hash = bucket_bits;
     s.stored_key.copy_from(k);
     s.word.store(w, std::memory_order_relaxed);
@@ -153,10 +201,10 @@ class entry_table {
   entry_t* slots() noexcept { return reinterpret_cast<entry_t*>(this + 1); }
   const entry_t* slots() const noexcept { return reinterpret_cast<const entry_t*>(this + 1); }
 
-  entry_t& free_slot(std::uint32_t bucket_bits) noexcept {
+  std::size_t free_slot(std::uint32_t bucket_bits) const noexcept {
     std::size_t i = bucket_bits & mask_;
     while (slots()[i].is_full()) i = (i + 1) & mask_;
-    return slots()[i];
+    return i;
   }
 
   /// dst (empty) takes src's entry; src is left to the caller. Writer-only (dirty map).
@@ -172,7 +220,9 @@ class entry_table {
     s.hash = 0;
   }
 
+  // mask_ and frozen_ are read by lock-free writers; used_ changes with every insert.
   std::size_t mask_;
+  detail::atomic<std::uint32_t> frozen_{0};
   std::size_t used_ = 0;  // writer-only
 };
 
