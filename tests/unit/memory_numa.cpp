@@ -314,7 +314,10 @@ TEST_CASE("verify_placement samples at most the cap and counts untouched pages",
   m.deallocate(p, len, 64, node);
 }
 
-TEST_CASE("large mappings are unmapped at once, chunks when the last handle dies", "[memory]") {
+TEST_CASE(
+    "large mappings are unmapped when freed, but for a few spares; chunks when the last "
+    "handle dies",
+    "[memory]") {
   const numamap::node_id node = topology::system().nodes().front().id;
   void* small = nullptr;
   {
@@ -323,11 +326,35 @@ TEST_CASE("large mappings are unmapped at once, chunks when the last handle dies
       CHECK(m.note().size() > 0);
       return;
     }
+    // Above the spare limit: unmapped at once.
+    const std::size_t huge = d::arena_spare_len_max * 2;
+    void* big = m.allocate(huge, 64, node);
+    CHECK(is_mapped(big, huge));
+    m.deallocate(big, huge, 64, node);
+    CHECK_FALSE(is_mapped(big, huge));
+
+    // Up to the limit: kept mapped, and handed out again for the same length.
     const std::size_t len = std::size_t{3} << 20;
-    void* big = m.allocate(len, 64, node);
-    CHECK(is_mapped(big, len));
-    m.deallocate(big, len, 64, node);
-    CHECK_FALSE(is_mapped(big, len));
+    void* a = m.allocate(len, 64, node);
+    m.deallocate(a, len, 64, node);
+    CHECK(is_mapped(a, len));
+    const std::size_t mapped = m.mapped_bytes(node);
+    void* again = m.allocate(len, 64, node);
+    CHECK(again == a);
+    CHECK(m.mapped_bytes(node) == mapped);        // no new mapping
+    void* third = m.allocate(len / 3, 64, node);  // another length: a new mapping
+    CHECK(third != a);
+    m.deallocate(third, len / 3, 64, node);
+    m.deallocate(again, len, 64, node);
+
+    // At most arena_spare_count spares: freeing one more unmaps the oldest.
+    const std::size_t one = std::size_t{1} << 20;
+    std::vector<void*> v;
+    for (std::size_t i = 0; i < d::arena_spare_count + 1; ++i)
+      v.push_back(m.allocate(one, 64, node));
+    for (void* p : v) m.deallocate(p, one, 64, node);
+    CHECK_FALSE(is_mapped(v.front(), one));
+    CHECK(is_mapped(v.back(), one));
 
     numa_memory copy = m;  // a second handle to the same arenas
     CHECK(copy == m);

@@ -16,14 +16,20 @@
 //   24-byte entry costs 24 bytes); a block's alignment is the largest power of two dividing
 //   the class size (at most 4096), and a request goes to the smallest class that is large and
 //   aligned enough.
-// - Larger (or more aligned) requests get their own mapping, bound the same way.
+// - Larger (or more aligned) requests get their own mapping, bound the same way. When one of
+//   at most arena_spare_len_max bytes is freed, the arena keeps it mapped as a spare (at most
+//   arena_spare_count, the oldest unmapped first) and hands it out again for a request of
+//   the same length: a shard that rebuilds its table frees one of the size its next rebuild
+//   asks for, and reusing it saves the munmap, the mmap and a page fault per page, all of
+//   which the rebuild paid with its shard's mutex held (decisions.md D25).
 // - Lanes: each class has arena_lanes independent copies (lock, free list, run); a thread
 //   keeps to one lane, so concurrent writers rarely share a lock (the map allocates an entry
 //   under a shard's lock, and reclamation frees from any thread).
 // - Locks: one spin-then-sleep mutex per class and lane (each on its own 128-byte line), one
 //   for the chunk list. Allocation is off the map's read path.
 // - Memory is returned to the OS when the arena is destroyed (numa_memory's last handle);
-//   blocks freed before go to their class's free list, large mappings are unmapped at once.
+//   blocks freed before go to their class's free list, large mappings are unmapped when
+//   freed, except the few kept as spares.
 // - bind mode: before mapping, the node's free memory (sysfs MemFree) must exceed the request
 //   plus a headroom, else std::bad_alloc; the new mapping is then populated
 //   (MADV_POPULATE_WRITE) so that the kernel's free count reflects what the arena holds.
@@ -60,6 +66,9 @@ inline constexpr std::size_t arena_chunk_align = std::size_t{2} << 20;
 inline constexpr std::size_t arena_max_block_align = 4096;
 /// Mappings of at least this size are advised MADV_HUGEPAGE (see map_region).
 inline constexpr std::size_t arena_huge_min = std::size_t{4} << 20;
+/// Freed large mappings of at most this length are kept as spares, at most this many.
+inline constexpr std::size_t arena_spare_len_max = std::size_t{8} << 20;
+inline constexpr std::size_t arena_spare_count = 4;
 /// Padding of per-class lock state (x86-64 adjacent-line prefetch pairs 64-byte lines).
 inline constexpr std::size_t arena_line = 128;
 
@@ -150,13 +159,16 @@ inline std::uint64_t bind_headroom(std::uint64_t node_total) noexcept {
 class node_arena {
  public:
   node_arena(node_id node, const placement_policy& policy)
-      : classes_(), node_(node), policy_(policy) {}
+      : classes_(), node_(node), policy_(policy) {
+    spares_.reserve(arena_spare_count);
+  }
   node_arena(const node_arena&) = delete;
   node_arena& operator=(const node_arena&) = delete;
 
   ~node_arena() {
     for (const chunk& c : chunks_) ::munmap(c.base, c.len);
     for (const auto& l : large_) ::munmap(l.first, l.second);
+    for (const auto& sp : spares_) ::munmap(sp.first, sp.second);
   }
 
   node_id node() const noexcept { return node_; }
@@ -211,7 +223,7 @@ class node_arena {
     return query_pages(ranges, policy_.mask, cap);
   }
 
-  /// Bytes mapped for this node (chunks and large mappings).
+  /// Bytes mapped for this node (chunks, large mappings and spares).
   std::size_t mapped_bytes() const noexcept {
     // relaxed: a statistic; nothing is published through it.
     return mapped_bytes_.load(std::memory_order_relaxed);
@@ -264,7 +276,8 @@ class node_arena {
     const std::size_t alignment =
         std::max(align, len >= arena_chunk_align ? arena_chunk_align : os_page_size());
     std::lock_guard<std::mutex> lock(region_mu_);
-    char* p = map_region(len, alignment);
+    char* p = take_spare(len, alignment);
+    if (p == nullptr) p = map_region(len, alignment);
     try {
       large_.emplace(p, len);
     } catch (...) {
@@ -277,12 +290,39 @@ class node_arena {
 
   void deallocate_large(void* p, std::size_t bytes) noexcept {
     const std::size_t len = round_up(bytes == 0 ? 1 : bytes, os_page_size());
+    std::pair<char*, std::size_t> unmap{static_cast<char*>(p), len};
     {
       std::lock_guard<std::mutex> lock(region_mu_);
       large_.erase(static_cast<char*>(p));
+      if (len <= arena_spare_len_max) {
+        // Keep it (still bound, its pages resident); the oldest spare goes if full. The
+        // array has its room from the constructor, so this cannot allocate.
+        if (spares_.size() == arena_spare_count) {
+          unmap = spares_.front();
+          spares_.erase(spares_.begin());
+        } else {
+          unmap = {nullptr, 0};
+        }
+        spares_.emplace_back(static_cast<char*>(p), len);
+      }
     }
-    ::munmap(p, len);
-    mapped_bytes_.fetch_sub(len, std::memory_order_relaxed);  // relaxed: a statistic
+    if (unmap.first != nullptr) {
+      ::munmap(unmap.first, unmap.second);
+      mapped_bytes_.fetch_sub(unmap.second, std::memory_order_relaxed);  // relaxed: a statistic
+    }
+  }
+
+  /// A spare mapping of exactly `len` bytes aligned to `align`, taken out of the spares, or
+  /// null. Caller holds region_mu_. Its contents are whatever its last user left.
+  char* take_spare(std::size_t len, std::size_t align) noexcept {
+    for (auto it = spares_.begin(); it != spares_.end(); ++it) {
+      if (it->second == len && reinterpret_cast<std::uintptr_t>(it->first) % align == 0) {
+        char* p = it->first;
+        spares_.erase(it);
+        return p;
+      }
+    }
+    return nullptr;
   }
 
   // Whether the node can give `len` more bytes and keep its headroom. True when unknown.
@@ -337,10 +377,12 @@ class node_arena {
   class_state classes_[arena_lanes][arena_class_count];  // first: each on its own 128-byte line
   const node_id node_;
   const placement_policy policy_;
-  mutable std::mutex region_mu_;  // guards chunks_, next_chunk_, large_
+  mutable std::mutex region_mu_;  // guards chunks_, next_chunk_, large_, spares_
   std::vector<chunk> chunks_;
   std::size_t next_chunk_ = arena_chunk_min;
   std::map<char*, std::size_t> large_;  // start -> length
+  // Freed large mappings kept for reuse, oldest first; capacity reserved up front.
+  std::vector<std::pair<char*, std::size_t>> spares_;
   std::atomic<std::size_t> mapped_bytes_{0};
   std::atomic<std::size_t> mbind_failures_{0};
   std::atomic<int> last_mbind_errno_{0};
