@@ -10,6 +10,10 @@
 //                  stores, per-thread hit counter and seqlock read as numamap's hit path, the
 //                  entry {ctl, hash, word, key} (24 bytes) in the probed slot, and nothing
 //                  else. Filled once, never written: the floor of this layout's read path.
+//   bare_proto     inline_proto's table with nothing of a concurrent map: no pin, no counter,
+//                  no seqlock, only the probe (hash and key compared) and the word's load;
+//                  "spread" 1 is numamap's capacity, 2 twice that (half the load). It asks
+//                  whether trimming numamap's read-path overheads could ever reach the target.
 //   swiss_proto    a second prototype: the same pin, counter and seqlock, the same 24-byte
 //                  entries, but found through one control byte per slot (7 bits of hash,
 //                  or empty) probed 16 at a time with SSE2, as absl's SwissTable does; load
@@ -93,13 +97,15 @@ class proto_common {
 
 class inline_proto : proto_common {
  public:
-  explicit inline_proto(std::uint64_t n) {
+  /// spread: a multiple of numamap's capacity (1: the same table as numamap's).
+  explicit inline_proto(std::uint64_t n, std::size_t spread = 1) {
     // Per shard, the capacity numamap's growth reaches: the smallest power of two that holds
     // the shard's keys at load <= 3/4.
     const auto per = keys_per_shard(n);
     for (std::size_t s = 0; s < shards; ++s) {
       std::size_t cap = 8;
       while (per[s] * 4 > cap * 3) cap *= 2;
+      cap *= spread;
       tables_[s].mask = cap - 1;
       tables_[s].slots = std::make_unique<slot[]>(cap);
     }
@@ -130,6 +136,21 @@ class inline_proto : proto_common {
     }
     unpin(e);
     return found;
+  }
+
+  /// The same probe, bare: no pin, no counter, no seqlock.
+  bool load_bare(std::uint64_t k, std::uint64_t& out) const {
+    const std::uint64_t h = numamap::detail::mix64(k);
+    const table& t = tables_[shard_of(h)];
+    const auto bucket = static_cast<std::uint32_t>(h);
+    for (std::size_t i = bucket & t.mask;; i = (i + 1) & t.mask) {
+      const slot& sl = t.slots[i];
+      if (sl.ctl.load(std::memory_order_acquire) == 0) return false;
+      if (sl.hash == bucket && sl.key == k) {
+        out = sl.word.load(std::memory_order_relaxed);
+        return true;
+      }
+    }
   }
 
  private:
@@ -434,6 +455,21 @@ void BM_swiss_proto(benchmark::State& state) {
 }
 #endif
 
+/// inline_proto's bare probe, for time_hits.
+struct bare_probe {
+  const inline_proto* p;
+  bool load(std::uint64_t k, std::uint64_t& out) const { return p->load_bare(k, out); }
+};
+std::unique_ptr<inline_proto> g_bare;
+
+void BM_bare_proto(benchmark::State& state) {
+  const auto n = static_cast<std::uint64_t>(state.range(0));
+  // Built for each (size, spread).
+  g_bare = std::make_unique<inline_proto>(n, static_cast<std::size_t>(state.range(1)));
+  bare_probe probe{g_bare.get()};
+  time_hits(state, probe, n);
+}
+
 void BM_bucket_proto(benchmark::State& state) {
   const auto n = static_cast<std::uint64_t>(state.range(0));
   const double load = static_cast<double>(state.range(1)) / 100.0;
@@ -476,6 +512,11 @@ void register_all() {
   for (const std::int64_t n : numamap::bench::bench_sizes("100000")) {
     benchmark::RegisterBenchmark("read_hit/numamap", BM_numamap)->Arg(n)->ArgName("size");
     benchmark::RegisterBenchmark("read_hit/inline_proto", BM_inline_proto)->Arg(n)->ArgName("size");
+    for (const std::int64_t spread : {1, 2}) {
+      benchmark::RegisterBenchmark("read_hit/bare_proto", BM_bare_proto)
+          ->Args({n, spread})
+          ->ArgNames({"size", "spread"});
+    }
     for (const std::int64_t load : {60, 75, 85}) {
       benchmark::RegisterBenchmark("read_hit/bucket_proto", BM_bucket_proto)
           ->Args({n, load})
