@@ -57,7 +57,8 @@ class entry_table {
   /// ctl; against a writer's (L1) seq_cst lock CAS, then (F3) seq_cst load of this flag
   /// (entry::lock, is_frozen): the store-buffering pattern, so either the writer sees the
   /// flag, or the rebuild's read of the entry sees the writer's lock (and waits for its
-  /// unlock, then reads what it wrote). No write to an entry after the rebuild has read it.
+  /// unlock, then reads what it wrote). No entry changes after the rebuild has read it (a
+  /// writer that backs off stores the ctl it found back, unchanged).
   void freeze() noexcept {
     frozen_.store(1, std::memory_order_seq_cst);  // (F1)
     fence_seq_cst();                              // (F2)
