@@ -16,6 +16,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "map_kinds.hpp"
 #include "stress_util.hpp"
@@ -101,14 +102,22 @@ TEST_CASE("memory: live values stay bounded during a long churn at steady size",
   constexpr std::size_t threads = 4;
   // Steady size * small factor + what the reclamation may hold back: per thread, a bag of
   // about two epochs' worth (the map pushes back at 1024 retired objects per thread), and a
-  // constant. Far below the number of values the churn replaces.
+  // constant. Far below the number of values the churn replaces. That holds while every
+  // pinned thread runs; a thread descheduled while pinned holds back everything the others
+  // retire meanwhile (epoch reclamation's known limit, design.md "Reclamation"), and with
+  // four workers and a sampler on two cores that happens: a time slice of the others' writes
+  // went up to about 30,000 values. So the bound holds for the median sample, and the peak
+  // gets four times the bound: still far below what the churn replaces, so a reclamation
+  // that stopped, or fell behind for good, fails both.
   constexpr long bound = 8 * static_cast<long>(keys) + 2048 * static_cast<long>(threads) + 1024;
+  constexpr long peak_bound = 4 * bound;
   const std::uint64_t ops = numamap_test::scaled(50000, 2);
   const std::uint64_t seed = numamap_test::test_seed("memory.bounded");
   INFO("seed " << seed << ", bound " << bound);
   numamap_test::watchdog dog("memory.bounded", std::chrono::seconds(180));
   const long base = counted::live().load();
   long peak = 0;
+  std::vector<long> samples;
   std::atomic<std::uint64_t> replaced{0};
   {
     counted_map m;
@@ -116,7 +125,8 @@ TEST_CASE("memory: live values stay bounded during a long churn at steady size",
     std::atomic<bool> done{false};
     std::thread sampler([&] {
       while (!done.load()) {
-        peak = std::max(peak, counted::live().load() - base);
+        samples.push_back(counted::live().load() - base);
+        peak = std::max(peak, samples.back());
         std::this_thread::sleep_for(std::chrono::microseconds(200));
       }
     });
@@ -150,8 +160,15 @@ TEST_CASE("memory: live values stay bounded during a long churn at steady size",
     peak = std::max(peak, counted::live().load() - base);
     CHECK(m.size() <= keys);
   }
-  CHECK(replaced.load() > static_cast<std::uint64_t>(bound));  // the bound can be exceeded
-  CHECK(peak <= bound);
+  // Without reclamation both bounds would be exceeded: three in four operations retire a
+  // value.
+  CHECK(replaced.load() * 3 / 4 > static_cast<std::uint64_t>(peak_bound));
+  REQUIRE_FALSE(samples.empty());
+  std::sort(samples.begin(), samples.end());
+  const long median = samples[samples.size() / 2];
+  INFO("median " << median << " of " << samples.size() << " samples, peak " << peak);
+  CHECK(median <= bound);
+  CHECK(peak <= peak_bound);
   CHECK(counted::live().load() == base);
 }
 
