@@ -350,8 +350,9 @@ TEST_CASE(
     // At most arena_spare_count spares: freeing one more unmaps the oldest.
     const std::size_t one = std::size_t{1} << 20;
     std::vector<void*> v;
-    for (std::size_t i = 0; i < d::arena_spare_count + 1; ++i)
+    for (std::size_t i = 0; i < d::arena_spare_count + 1; ++i) {
       v.push_back(m.allocate(one, 64, node));
+    }
     for (void* p : v) m.deallocate(p, one, 64, node);
     CHECK_FALSE(is_mapped(v.front(), one));
     CHECK(is_mapped(v.back(), one));

@@ -68,7 +68,8 @@ inline void prefetch_for_write(const void* p) noexcept { __builtin_prefetch(p, 1
 /// On Linux it is one atomic word and a futex ("Futexes Are Tricky", Drepper, mutex 3):
 /// 0 free, 1 locked, 2 locked and maybe waited for. An uncontended lock is one CAS and an
 /// unlock one exchange, inline: every insert of a new key takes a shard's mutex, and
-/// std::mutex's pthread calls cost some 50 instructions a pair more (callgrind, churn).
+/// std::mutex's pthread calls cost about 60 instructions more per insert-and-erase pair
+/// (callgrind, churn; decisions.md D22).
 /// Elsewhere it wraps std::mutex.
 class adaptive_mutex {
  public:
