@@ -73,10 +73,6 @@ inline void prefetch_for_write(const void* p) noexcept { __builtin_prefetch(p, 1
 /// Elsewhere it wraps std::mutex.
 class adaptive_mutex {
  public:
-  adaptive_mutex() = default;
-  adaptive_mutex(const adaptive_mutex&) = delete;
-  adaptive_mutex& operator=(const adaptive_mutex&) = delete;
-
 #if NUMAMAP_FUTEX_MUTEX
   void lock() noexcept {
     int c = 0;

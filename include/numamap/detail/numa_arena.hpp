@@ -290,18 +290,18 @@ class node_arena {
 
   void deallocate_large(void* p, std::size_t bytes) noexcept {
     const std::size_t len = round_up(bytes == 0 ? 1 : bytes, os_page_size());
-    std::pair<char*, std::size_t> unmap{static_cast<char*>(p), len};
+    std::pair<char*, std::size_t> unmap{nullptr, 0};
     {
       std::lock_guard<std::mutex> lock(region_mu_);
       large_.erase(static_cast<char*>(p));
-      if (len <= arena_spare_len_max) {
+      if (len > arena_spare_len_max) {
+        unmap = {static_cast<char*>(p), len};
+      } else {
         // Keep it (still bound, its pages resident); the oldest spare goes if full. The
         // array has its room from the constructor, so this cannot allocate.
         if (spares_.size() == arena_spare_count) {
           unmap = spares_.front();
           spares_.erase(spares_.begin());
-        } else {
-          unmap = {nullptr, 0};
         }
         spares_.emplace_back(static_cast<char*>(p), len);
       }

@@ -685,12 +685,11 @@ class shard {
     // (T2) inside emplace. Direct: readers probing t see the slot or not; both are right,
     // since the key was absent until this store, and the view needs no change (design.md,
     // "direct insertion").
-    if (!direct) {
-      dirty_->emplace(hv.bucket_bits(), k, w);
-    } else if (stop.table == t && t->is_empty_slot(stop.slot)) {
-      t->emplace_at(stop.slot, hv.bucket_bits(), k, w);  // where emplace would put it
+    table_t* into = direct ? t : dirty_;
+    if (direct && stop.table == t && t->is_empty_slot(stop.slot)) {
+      into->emplace_at(stop.slot, hv.bucket_bits(), k, w);  // where emplace would put it
     } else {
-      t->emplace(hv.bucket_bits(), k, w);
+      into->emplace(hv.bucket_bits(), k, w);
     }
     size_->fetch_add(1, std::memory_order_relaxed);
     if (direct) return;
