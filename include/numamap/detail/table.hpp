@@ -87,18 +87,8 @@ class entry_table {
   NUMAMAP_ALWAYS_INLINE static entry_t* find_masked(entry_table* t, std::size_t mask,
                                                     std::uint32_t bucket_bits, const Eq& eq,
                                                     std::uint32_t& c) {
-    entry_t* slots = t->slots();
-    std::size_t i = bucket_bits & mask;
-    for (;;) {
-      entry_t& s = slots[i];
-      // (T1) acquire: pairs with (T2), and as (E1) with entry's (E6). Seeing the slot full
-      //      means seeing its hash and key (immutable from then on) and the word it was
-      //      published (or last released) with.
-      c = s.ctl.load(std::memory_order_acquire);
-      if (c == 0) return nullptr;
-      if (s.hash == bucket_bits && eq(s)) return &s;
-      i = (i + 1) & mask;
-    }
+    std::size_t at = 0;
+    return probe(t->slots(), mask, bucket_bits, eq, c, at);
   }
 
   /// A writer's probe: find(), and, when the key is absent, where the probe stopped (`stop`:
@@ -106,17 +96,8 @@ class entry_table {
   /// writes nothing.
   template <class Eq>
   entry_t* find_or_stop(std::uint32_t bucket_bits, const Eq& eq, std::size_t& stop) {
-    entry_t* s = slots();
-    std::size_t i = bucket_bits & mask_;
-    for (;;) {
-      // as (T1)
-      if (s[i].ctl.load(std::memory_order_acquire) == 0) {
-        stop = i;
-        return nullptr;
-      }
-      if (s[i].hash == bucket_bits && eq(s[i])) return &s[i];
-      i = (i + 1) & mask_;
-    }
+    std::uint32_t c = 0;
+    return probe(slots(), mask_, bucket_bits, eq, c, stop);
   }
 
   /// Whether slot i is empty. Stable only for the table's writer (shard mutex held).
@@ -201,6 +182,32 @@ class entry_table {
 
   entry_t* slots() noexcept { return reinterpret_cast<entry_t*>(this + 1); }
   const entry_t* slots() const noexcept { return reinterpret_cast<const entry_t*>(this + 1); }
+
+  /// Linear probing from the home slot: the entry for which eq holds (`at` its slot, `c` its
+  /// ctl as loaded), or null at the first empty slot (`at` that slot). Lock-free, writes
+  /// nothing.
+  template <class Eq>
+  NUMAMAP_ALWAYS_INLINE static entry_t* probe(entry_t* slots, std::size_t mask,
+                                              std::uint32_t bucket_bits, const Eq& eq,
+                                              std::uint32_t& c, std::size_t& at) {
+    std::size_t i = bucket_bits & mask;
+    for (;;) {
+      entry_t& s = slots[i];
+      // (T1) acquire: pairs with (T2), and as (E1) with entry's (E6). Seeing the slot full
+      //      means seeing its hash and key (immutable from then on) and the word it was
+      //      published (or last released) with.
+      c = s.ctl.load(std::memory_order_acquire);
+      if (c == 0) {
+        at = i;
+        return nullptr;
+      }
+      if (s.hash == bucket_bits && eq(s)) {
+        at = i;
+        return &s;
+      }
+      i = (i + 1) & mask;
+    }
+  }
 
   std::size_t free_slot(std::uint32_t bucket_bits) const noexcept {
     std::size_t i = bucket_bits & mask_;
