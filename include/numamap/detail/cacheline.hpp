@@ -75,18 +75,13 @@ class adaptive_mutex {
  public:
 #if NUMAMAP_FUTEX_MUTEX
   void lock() noexcept {
-    int c = 0;
-    // acquire: the holder's critical section, ended by unlock's release, happens before ours.
-    if (state_.compare_exchange_strong(c, 1, std::memory_order_acquire,
-                                       std::memory_order_relaxed)) {
-      return;
-    }
-    lock_slow(c);
+    if (!try_lock()) lock_slow();
   }
   bool try_lock() noexcept {
     int c = 0;
+    // acquire: the holder's critical section, ended by unlock's release, happens before ours.
     return state_.compare_exchange_strong(c, 1, std::memory_order_acquire,
-                                          std::memory_order_relaxed);  // as lock()
+                                          std::memory_order_relaxed);
   }
   void unlock() noexcept {
     // release: our critical section before the next holder's (pairs with lock's acquire).
@@ -95,7 +90,8 @@ class adaptive_mutex {
   }
 
  private:
-  NUMAMAP_NOINLINE void lock_slow(int c) noexcept {
+  NUMAMAP_NOINLINE void lock_slow() noexcept {
+    int c = 0;
     for (int i = 0; i < spin_tries; ++i) {
       cpu_relax();
       c = state_.load(std::memory_order_relaxed);
@@ -106,7 +102,7 @@ class adaptive_mutex {
     }
     // Mark the word "waited for" before sleeping, so the holder's unlock wakes us; taking
     // it with 2 (not 1) is conservative: a later unlock may wake a thread that need not wait.
-    // acquire: as lock().
+    // acquire: as try_lock().
     if (c != 2) c = state_.exchange(2, std::memory_order_acquire);
     while (c != 0) {
       // Sleeps only while the word is still 2 (the kernel compares atomically with queuing).
