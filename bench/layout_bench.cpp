@@ -116,22 +116,15 @@ class inline_proto : proto_common {
     const std::uint64_t h = numamap::detail::mix64(k);
     const std::size_t s = shard_of(h);
     const std::uint64_t e = pin();
-    const table& t = tables_[s];
-    const auto bucket = static_cast<std::uint32_t>(h);
+    std::uint32_t c1 = 0;
     bool found = false;
-    for (std::size_t i = bucket & t.mask;; i = (i + 1) & t.mask) {
-      const slot& sl = t.slots[i];
-      const std::uint32_t c1 = sl.ctl.load(std::memory_order_acquire);
-      if (c1 == 0) break;  // empty: the key is absent
-      if (sl.hash == bucket && sl.key == k) {
-        const std::uint64_t w = sl.word.load(std::memory_order_relaxed);
-        std::atomic_thread_fence(std::memory_order_acquire);
-        if (sl.ctl.load(std::memory_order_relaxed) == c1) {  // seqlock: no writer came between
-          count_hit(s);
-          out = w;
-          found = true;
-        }
-        break;
+    if (const slot* sl = probe(tables_[s], h, k, c1)) {
+      const std::uint64_t w = sl->word.load(std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (sl->ctl.load(std::memory_order_relaxed) == c1) {  // seqlock: no writer came between
+        count_hit(s);
+        out = w;
+        found = true;
       }
     }
     unpin(e);
@@ -141,16 +134,11 @@ class inline_proto : proto_common {
   /// The same probe, bare: no pin, no counter, no seqlock.
   bool load_bare(std::uint64_t k, std::uint64_t& out) const {
     const std::uint64_t h = numamap::detail::mix64(k);
-    const table& t = tables_[shard_of(h)];
-    const auto bucket = static_cast<std::uint32_t>(h);
-    for (std::size_t i = bucket & t.mask;; i = (i + 1) & t.mask) {
-      const slot& sl = t.slots[i];
-      if (sl.ctl.load(std::memory_order_acquire) == 0) return false;
-      if (sl.hash == bucket && sl.key == k) {
-        out = sl.word.load(std::memory_order_relaxed);
-        return true;
-      }
-    }
+    std::uint32_t c1 = 0;
+    const slot* sl = probe(tables_[shard_of(h)], h, k, c1);
+    if (sl == nullptr) return false;
+    out = sl->word.load(std::memory_order_relaxed);
+    return true;
   }
 
  private:
@@ -165,6 +153,18 @@ class inline_proto : proto_common {
     std::size_t mask = 0;
     std::unique_ptr<slot[]> slots;
   };
+
+  /// Linear probing from the key's home slot: the key's slot (its ctl as loaded into `c`), or
+  /// null at the first empty slot.
+  static const slot* probe(const table& t, std::uint64_t h, std::uint64_t k, std::uint32_t& c) {
+    const auto bucket = static_cast<std::uint32_t>(h);
+    for (std::size_t i = bucket & t.mask;; i = (i + 1) & t.mask) {
+      const slot& sl = t.slots[i];
+      c = sl.ctl.load(std::memory_order_acquire);
+      if (c == 0) return nullptr;  // empty: the key is absent
+      if (sl.hash == bucket && sl.key == k) return &sl;
+    }
+  }
 
   void insert(std::uint64_t k, std::uint64_t v) {
     const std::uint64_t h = numamap::detail::mix64(k);
