@@ -264,6 +264,7 @@ class shard {
       }
       e->unlock_unchanged(l);
     }
+    if (stop.table != nullptr) stop.table->prefetch_used();  // a new key: it will insert
     std::lock_guard<adaptive_mutex> lk(mu_);
     if (entry_t* e = find_locked(hv, eq, stop)) {
       auto l = e->lock();  // not expunged: see the invariants
@@ -596,6 +597,7 @@ class shard {
     std::uint64_t w = premade != nullptr ? *premade : 0;
     bool have_w = premade != nullptr;
     try {
+      if (stop.table != nullptr) stop.table->prefetch_used();  // as in swap
       std::lock_guard<adaptive_mutex> lk(mu_);
       const view v = load_view(std::memory_order_relaxed);  // as (S2)
       entry_t* e = find_in_table_locked(v, hv, eq, stop);

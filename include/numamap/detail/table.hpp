@@ -69,6 +69,9 @@ class entry_table {
   bool is_frozen() const noexcept { return frozen_.load(std::memory_order_seq_cst) != 0; }  // (F3)
   /// Full slots. Writer-only (shard mutex).
   std::size_t used() const noexcept { return used_; }
+  /// Asks for the line of used() ahead of the shard mutex (a hint): a writer that will
+  /// insert takes both lines, and the last inserter, often another thread, wrote both.
+  void prefetch_used() const noexcept { prefetch_for_write(&used_); }
   /// Whether `n` more entries fit under the maximum load (3/4).
   bool fits(std::size_t n) const noexcept { return (used_ + n) * 4 <= capacity() * 3; }
 
@@ -228,10 +231,12 @@ class entry_table {
     s.hash = 0;
   }
 
-  // mask_ and frozen_ are read by lock-free writers; used_ changes with every insert.
+  // mask_ and frozen_ are read by lock-free writers (every probe, every lock of an entry);
+  // used_ changes with every insert, so it has a line of its own: on theirs, each insert
+  // by one thread took the line from the other's lock-free writers (decisions.md D26).
   std::size_t mask_;
   detail::atomic<std::uint32_t> frozen_{0};
-  std::size_t used_ = 0;  // writer-only
+  alignas(cacheline_size) std::size_t used_ = 0;  // writer-only (shard mutex)
 };
 
 /// The smallest power of two >= n (n >= 1).
