@@ -309,7 +309,7 @@ class concurrent_map {
       for (std::size_t i = 0; i < fresh.size(); ++i) shards_[i]->discard_table(fresh[i]);
       throw;
     }
-    for (std::size_t i = 0; i < shards_.size(); ++i) shards_[i]->clear_locked(fresh[i]);
+    for (std::size_t i = 0; i < shards_.size(); ++i) shards_[i]->clear_locked(fresh[i], g.record());
   }
 
   // ---- C++ conveniences -----------------------------------------------------------------

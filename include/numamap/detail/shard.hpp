@@ -40,9 +40,9 @@
 // and key never change.
 //
 // Counters: misses, promotions and rebuilds are written under mu_ (relaxed atomics so
-// stats() may read them); the live-key count and the byte count sit on their own lines;
-// per-thread load/hit/store counts live in the calling thread's epoch record (epoch.hpp),
-// the only memory a read-path hit writes.
+// stats() may read them); the byte count sits on its own line; per-thread load/hit/store
+// counts and the live-key count (each thread's net adds) live in the calling thread's epoch
+// record (epoch.hpp), the only memory a read-path hit writes.
 #pragma once
 
 #include <algorithm>
@@ -74,13 +74,21 @@ inline constexpr bool value_inline = std::is_trivially_copyable_v<Value> &&
 
 /// Indices of the per-thread counters, per shard.
 /// Loads = hits + table misses: a hit bumps one counter.
-enum : std::size_t { ctr_hits = 0, ctr_table_misses = 1, ctr_stores = 2, ctr_per_shard = 3 };
+/// ctr_size: this thread's net count of keys added to the shard (signed, in two's
+/// complement); the shard's live-key count is the sum over all records (see shard::size).
+enum : std::size_t {
+  ctr_hits = 0,
+  ctr_table_misses = 1,
+  ctr_stores = 2,
+  ctr_size = 3,
+  ctr_per_shard = 4
+};
 
-NUMAMAP_ALWAYS_INLINE void bump(thread_record* r, std::size_t i) noexcept {
+NUMAMAP_ALWAYS_INLINE void bump(thread_record* r, std::size_t i, std::uint64_t d = 1) noexcept {
   auto& c = r->counters()[i];
-  // Owner-only counter: a load and a store, no read-modify-write; relaxed because stats()
-  // only sums them.
-  c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  // Owner-only counter: a load and a store, no read-modify-write; relaxed because the
+  // readers only sum them (a count, through which no other memory is read).
+  c.store(c.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
 }
 
 template <class Key, class Value, class Memory>
@@ -260,7 +268,7 @@ class shard {
       if (writable(l, v.table())) {
         e->unlock(l, w, state_present);
         bump(rec, counter(ctr_stores));
-        return settle_swap(l, prev);
+        return settle_swap(l, rec, prev);
       }
       e->unlock_unchanged(l);
     }
@@ -270,9 +278,9 @@ class shard {
       auto l = e->lock();  // not expunged: see the invariants
       e->unlock(l, w, state_present);
       bump(rec, counter(ctr_stores));
-      return settle_swap(l, prev);
+      return settle_swap(l, rec, prev);
     }
-    insert_new_locked(hv, make_key, w, stop);
+    insert_new_locked(hv, make_key, w, stop, rec);
     bump(rec, counter(ctr_stores));
     return false;
   }
@@ -314,7 +322,7 @@ class shard {
     view v = load_view(std::memory_order_acquire);  // as (S1)
     if (entry_t* e = v.find(hv, eq)) {
       auto l = e->lock();
-      if (writable(l, v.table())) return delete_locked_entry(e, l, prev);
+      if (writable(l, v.table())) return delete_locked_entry(e, l, rec, prev);
       e->unlock_unchanged(l);  // frozen by a rebuild, or dropped by clear: look again under mu_
     } else if (!v.amended()) {
       return false;
@@ -323,13 +331,13 @@ class shard {
     v = load_view(std::memory_order_relaxed);  // (S2) relaxed: mu_ orders writers of read_
     if (entry_t* e = v.find(hv, eq)) {
       auto l = e->lock();  // in the current table with mu_ held: not expunged (invariant 2)
-      return delete_locked_entry(e, l, prev);
+      return delete_locked_entry(e, l, rec, prev);
     }
     if (!v.amended()) return false;
     entry_t* e = dirty_->find(hv.bucket_bits(), eq);
     bool done = false;
     if (e != nullptr) {
-      prev = drop_dirty_locked(e);
+      prev = drop_dirty_locked(e, rec);
       done = true;
     }
     miss_locked();
@@ -391,7 +399,7 @@ class shard {
     bool done = false;
     if (matches(s.word)) {
       if (is_delete) {
-        prev = drop_dirty_locked(e);
+        prev = drop_dirty_locked(e, rec);
       } else {
         if (!have_w) {
           w = produce();
@@ -420,14 +428,14 @@ class shard {
   }
 
   /// remove's step on an entry the caller locked (not expunged): present -> deleted.
-  bool delete_locked_entry(entry_t* e, const typename entry_t::locked& l,
+  bool delete_locked_entry(entry_t* e, const typename entry_t::locked& l, thread_record* rec,
                            std::uint64_t& prev) noexcept {
     if (l.state() != state_present) {
       e->unlock_unchanged(l);
       return false;
     }
     e->unlock(l, 0, state_deleted);
-    size_->fetch_sub(1, std::memory_order_relaxed);  // a statistic of presence; see size()
+    add_size(rec, -1);
     prev = l.word;
     return true;
   }
@@ -454,7 +462,7 @@ class shard {
       if (l.state() == state_present && l.word == s.word) {
         if (is_delete) {
           e->unlock(l, 0, state_deleted);
-          size_->fetch_sub(1, std::memory_order_relaxed);
+          add_size(rec, -1);
         } else {
           e->unlock(l, w, state_present);
           bump(rec, counter(ctr_stores));
@@ -500,19 +508,20 @@ class shard {
   /// Clear, step 2 (mu_ held, cannot fail): every entry becomes expunged (dropped), the
   /// empty view is published, and the old table and dirty map are retired whole, with their
   /// keys and values (one retirement each, whatever the size).
-  void clear_locked(table_t* fresh_dirty) noexcept {
+  void clear_locked(table_t* fresh_dirty, thread_record* rec) noexcept {
     const view old = load_view(std::memory_order_relaxed);  // as (S2)
-    auto expunge_all = [this](entry_t& e) {
+    auto expunge_all = [this, rec](entry_t& e) {
       auto l = e.lock();
       // The word stays: the deferred free (free_table_and_contents_fn) frees a value node it
       // still points to. Readers see the entry absent.
       e.unlock(l, l.word, state_expunged);
-      if (l.state() == state_present) size_->fetch_sub(1, std::memory_order_relaxed);
+      if (l.state() == state_present) add_size(rec, -1);
     };
     old.table()->for_each(expunge_all);
     dirty_->for_each(expunge_all);
     publish(empty_table(), false);
     misses_ = 0;
+    promote_check_ = 64;
     if (old.table() != empty_table()) {
       retire_table(old.table());
     }
@@ -525,7 +534,10 @@ class shard {
   // ---- statistics ---------------------------------------------------------------------
 
   std::size_t size() const noexcept {
-    const std::int64_t n = size_->load(std::memory_order_relaxed);
+    // Each record's count is owner-written; a thread's adds and removes may land in
+    // different records (a key stored by one thread, erased by another), so one record's
+    // count may be negative and only the sum means something. O(threads that used the map).
+    const auto n = static_cast<std::int64_t>(dom_->sum_counter(counter(ctr_size)));
     return n > 0 ? static_cast<std::size_t>(n) : 0;
   }
   std::size_t bytes() const noexcept {
@@ -628,7 +640,7 @@ class shard {
         w = produce();
         have_w = true;
       }
-      insert_new_locked(hv, make_key, w, stop);
+      insert_new_locked(hv, make_key, w, stop, rec);
       bump(rec, counter(ctr_stores));
       return {w, false};
     } catch (...) {
@@ -652,7 +664,7 @@ class shard {
         return {1, l.word};
       case state_deleted:
         e->unlock(l, w, state_present);
-        size_->fetch_add(1, std::memory_order_relaxed);
+        add_size(rec, 1);
         bump(rec, counter(ctr_stores));
         return {2, w};
       default:
@@ -662,12 +674,13 @@ class shard {
   }
 
   /// After a successful swap on an existing entry: a revived entry counts as a new key.
-  bool settle_swap(const typename entry_t::locked& l, std::uint64_t& prev) noexcept {
+  bool settle_swap(const typename entry_t::locked& l, thread_record* rec,
+                   std::uint64_t& prev) noexcept {
     if (l.state() == state_present) {
       prev = l.word;
       return true;
     }
-    size_->fetch_add(1, std::memory_order_relaxed);
+    add_size(rec, 1);
     return false;
   }
 
@@ -678,7 +691,7 @@ class shard {
   /// since: the slot the key goes to in the current table.
   template <class MakeKey>
   void insert_new_locked(const hashed& hv, const MakeKey& make_key, std::uint64_t w,
-                         const stop_hint& stop) {
+                         const stop_hint& stop, thread_record* rec) {
     const view v = load_view(std::memory_order_relaxed);  // as (S2)
     table_t* t = v.table();
     const bool direct = t != empty_table() && t->fits(1);
@@ -693,11 +706,21 @@ class shard {
     } else {
       into->emplace(hv.bucket_bits(), k, w);
     }
-    size_->fetch_add(1, std::memory_order_relaxed);
+    add_size(rec, 1);
     if (direct) return;
     if (!v.amended()) publish(v.table(), true);
-    const std::size_t live_table = live_in_table_locked();
-    if (dirty_->used() >= std::max<std::size_t>(64, live_table / 8)) (void)promote_locked();
+    // Promote once the dirty map holds max(64, an eighth of the table's live keys). The
+    // live count sums every thread's record (size()), so it is taken only when the dirty
+    // map reaches the threshold last computed, not at every insert; between two checks
+    // the threshold may drift by the keys deleted meanwhile, and a miss-driven promotion
+    // (miss_locked) does not wait for it.
+    if (dirty_->used() < promote_check_) return;
+    const std::size_t at = std::max<std::size_t>(64, live_in_table_locked() / 8);
+    if (dirty_->used() >= at) {
+      (void)promote_locked();
+    } else {
+      promote_check_ = at;
+    }
   }
 
   void grow_dirty_locked() {
@@ -717,12 +740,19 @@ class shard {
 
   /// Removes a dirty-map entry (present by the invariants); returns its word, which the
   /// caller retires. Only mu_ holders ever reach a dirty entry, so its key is freed at once.
-  std::uint64_t drop_dirty_locked(entry_t* e) noexcept {
+  std::uint64_t drop_dirty_locked(entry_t* e, thread_record* rec) noexcept {
     const std::uint64_t w = e->word.load(std::memory_order_relaxed);
     free_key(*e);
     dirty_->erase(e);  // moves other dirty entries: e is gone
-    size_->fetch_sub(1, std::memory_order_relaxed);
+    add_size(rec, -1);
     return w;
+  }
+
+  /// Counts keys added (d > 0) or removed, in the calling thread's record: no line that
+  /// another thread writes (a shared counter per shard moved between two threads that
+  /// insert and erase in the same shard with nearly every operation; decisions.md D26).
+  NUMAMAP_ALWAYS_INLINE void add_size(thread_record* rec, std::int64_t d) const noexcept {
+    bump(rec, counter(ctr_size), static_cast<std::uint64_t>(d));  // two's complement
   }
 
   void miss_locked() {
@@ -795,6 +825,7 @@ class shard {
     }
     shrink_dirty_locked();
     misses_ = 0;
+    promote_check_ = 64;
     promotions_.store(promotions_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     return true;
   }
@@ -947,13 +978,14 @@ class shard {
   alignas(cacheline_size) adaptive_mutex mu_;
   table_t* dirty_ = nullptr;  // guarded by mu_
   std::size_t misses_ = 0;    // guarded by mu_; reset by promotion
+  // The dirty map's size at which insert_new_locked next weighs a promotion; guarded by
+  // mu_, reset by promotion and clear.
+  std::size_t promote_check_ = 64;
   // Written under mu_ only; atomics so stats() may read them without it.
   detail::atomic<std::uint64_t> misses_total_{0};
   detail::atomic<std::uint64_t> promotions_{0};
   detail::atomic<std::uint64_t> rebuilds_{0};
-
-  // Live keys: changed by every insert, delete and revive, with or without mu_.
-  cache_padded<detail::atomic<std::int64_t>> size_{0};
+  // Live keys: not here, but per thread, in each epoch record (ctr_size; see size()).
   // Bytes held from the memory resource (frees come from any thread's reclamation).
   cache_padded<detail::atomic<std::int64_t>> bytes_{0};
 };
