@@ -723,6 +723,25 @@ class shard {
     }
   }
 
+  /// Replaces t, a table no one else can reach yet (a rebuild's new one), by one twice as
+  /// large, or larger, so that `more` entries fit besides t's; t's entries are copied and t
+  /// freed alone (its keys and values move to the new table). False, t unchanged, if no
+  /// memory can be had.
+  bool grow_unpublished(table_t*& t, std::size_t more) noexcept {
+    table_t* bigger = nullptr;
+    try {
+      bigger = new_table(std::max(t->capacity() * 2, capacity_for(t->used() + more)));
+    } catch (...) {
+      return false;
+    }
+    t->for_each([bigger](entry_t& e) {
+      bigger->emplace_copy(e, e.word.load(std::memory_order_relaxed));  // unshared: as it is
+    });
+    free_table(t);
+    t = bigger;
+    return true;
+  }
+
   void grow_dirty_locked() {
     table_t* t = new_table(dirty_->capacity() * 2);
     copy_dirty_into(t);
@@ -790,20 +809,15 @@ class shard {
     } else {
       // Freeze t: from here no writer changes its entries (a lock-free writer that locks
       // one sees the flag and goes to mu_, held here; one that locked before finishes, and
-      // read() below waits for it). Then count the entries that are present or locked (a
-      // writer that locked before the freeze may revive one), an upper bound of what the
-      // copy below takes: an entry seen unlocked and not present stays so (a writer that
-      // locks it now sees the flag).
+      // read() below waits for it). The new table is sized for the live count (size()), which
+      // lags writers in flight, so the copy grows it if it fills (grow_unpublished); a
+      // counting pass over t, which an exact size needs, read the whole table once more
+      // with mu_ held (decisions.md D26).
       t->freeze();
-      std::size_t survivors = 0;
-      t->for_each([&survivors](entry_t& e) {
-        const std::uint32_t c = e.ctl.load(std::memory_order_relaxed);  // a count only
-        if ((c & lock_bit) != 0 || (c & state_mask) == state_present) ++survivors;
-      });
       table_t* nt = nullptr;
       try {
         rec->bag.reserve_more(1);
-        nt = new_table(capacity_for(survivors + d));
+        nt = new_table(capacity_for(live_t + d));
       } catch (...) {
         // No writer acted on the flag other than by waiting for mu_, still held: undo it.
         t->thaw();
@@ -811,10 +825,22 @@ class shard {
       }
       // Copy the present entries (their values no longer change); deleted ones stay behind.
       // Readers that still reach t see each entry as it is now, which is what nt holds.
-      t->for_each([nt](entry_t& e) {
+      bool room = true;
+      t->for_each([this, &nt, &room](entry_t& e) {
+        if (!room) return;
         const snapshot s = e.read();
-        if (s.state == state_present) nt->emplace_copy(e, s.word);
+        if (s.state != state_present) return;
+        if (!nt->fits(1) && !(room = grow_unpublished(nt, 1))) return;
+        nt->emplace_copy(e, s.word);
       });
+      if (room && !nt->fits(d)) room = grow_unpublished(nt, d);
+      if (!room) {
+        // No memory to grow: nt was never published and owns nothing (t's entries keep
+        // their keys and values until nt is), so it is freed alone and t thawed, as above.
+        free_table(nt);
+        t->thaw();
+        return false;
+      }
       copy_dirty_into(nt);
       dirty_->clear();
       publish(nt, false);
