@@ -22,6 +22,15 @@
 //                  words side by side: 21 bytes per entry), compared without branches, found
 //                  by a multiply-shift (any bucket count), filled to 60/75/85 % (the "load"
 //                  argument); an overflow bit per bucket ends a miss.
+//   group_proto    a fourth: what a SwissTable-like read table could be with numamap's read
+//                  protocol. 16-byte slots {key, word}; per group of 16 slots a control
+//                  byte each (7 bits of hash, or empty) and a seqlock word, apart from the
+//                  slots (2 bytes per slot, a table of them stays in L2); load up to 7/8;
+//                  the same pin and counter. A hit reads the group's seqlock and control
+//                  bytes, one slot, and the seqlock again. (No writer: the write protocol,
+//                  a lock per group, is not built.)
+//   numamap_heap   numamap with heap_memory instead of the default numa_memory: whether the
+//                  arena's mappings (huge pages, node binding) change the hit's cost
 //   absl           absl::flat_hash_map::find, no lock (the ceiling of issue 4)
 //
 // The prototypes answer "would another layout reach the target?" (docs/benchmarks.md, "read
@@ -276,6 +285,99 @@ class swiss_proto : proto_common {
   table tables_[shards];
 };
 
+// ---- a fourth prototype: 16-byte slots found through control bytes, a seqlock per group -------
+
+class group_proto : proto_common {
+ public:
+  explicit group_proto(std::uint64_t n) {
+    const auto per = keys_per_shard(n);
+    for (std::size_t s = 0; s < shards; ++s) {
+      std::size_t cap = 16;
+      while (per[s] * 8 > cap * 7) cap *= 2;
+      tables_[s].gmask = cap / 16 - 1;
+      tables_[s].groups = std::make_unique<group[]>(cap / 16);
+      tables_[s].slots = std::make_unique<slot[]>(cap);
+    }
+    for (std::uint64_t i = 0; i < n; ++i) insert(key_u64(i), i);
+  }
+
+  bool load(std::uint64_t k, std::uint64_t& out) {
+    const std::uint64_t h = numamap::detail::mix64(k);
+    const std::size_t s = shard_of(h);
+    const std::uint64_t e = pin();
+    const table& t = tables_[s];
+    const __m128i tag = _mm_set1_epi8(static_cast<char>((h >> 32) & 0x7f));
+    const __m128i empty = _mm_set1_epi8(static_cast<char>(0x80));
+    std::size_t g = static_cast<std::uint32_t>(h) & t.gmask;
+    bool found = false;
+    for (;;) {
+      const group& G = t.groups[g];
+      const std::uint64_t s1 = G.seq.load(std::memory_order_acquire);
+      const __m128i grp =
+          _mm_set_epi64x(static_cast<long long>(G.ctrl[1].load(std::memory_order_acquire)),
+                         static_cast<long long>(G.ctrl[0].load(std::memory_order_acquire)));
+      auto m = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(grp, tag)));
+      while (m != 0) {
+        const slot& sl = t.slots[g * 16 + static_cast<unsigned>(__builtin_ctz(m))];
+        if (sl.key == k) {
+          const std::uint64_t w = sl.word.load(std::memory_order_relaxed);
+          std::atomic_thread_fence(std::memory_order_acquire);
+          if (G.seq.load(std::memory_order_relaxed) == s1 && (s1 & 1) == 0) {
+            count_hit(s);
+            out = w;
+            found = true;
+          }
+          unpin(e);
+          return found;
+        }
+        m &= m - 1;
+      }
+      if (_mm_movemask_epi8(_mm_cmpeq_epi8(grp, empty)) != 0) break;
+      g = (g + 1) & t.gmask;
+    }
+    unpin(e);
+    return found;
+  }
+
+ private:
+  struct alignas(32) group {
+    std::atomic<std::uint64_t> seq{0};
+    std::atomic<std::uint64_t> ctrl[2] = {{0x8080808080808080ULL}, {0x8080808080808080ULL}};
+  };
+  struct slot {
+    std::uint64_t key = 0;
+    std::atomic<std::uint64_t> word{0};
+  };
+  struct table {
+    std::size_t gmask = 0;
+    std::unique_ptr<group[]> groups;
+    std::unique_ptr<slot[]> slots;
+  };
+
+  void insert(std::uint64_t k, std::uint64_t v) {
+    const std::uint64_t h = numamap::detail::mix64(k);
+    table& t = tables_[shard_of(h)];
+    std::size_t g = static_cast<std::uint32_t>(h) & t.gmask;
+    for (;;) {
+      group& G = t.groups[g];
+      for (std::size_t j = 0; j < 16; ++j) {
+        const std::uint64_t c = G.ctrl[j / 8].load(std::memory_order_relaxed);
+        const std::uint64_t sh = 8 * (j % 8);
+        if (((c >> sh) & 0xff) != 0x80) continue;
+        t.slots[g * 16 + j].key = k;
+        t.slots[g * 16 + j].word.store(v, std::memory_order_relaxed);
+        G.ctrl[j / 8].store((c & ~(std::uint64_t{0xff} << sh)) | (((h >> 32) & 0x7f) << sh),
+                            std::memory_order_release);
+        G.seq.store(G.seq.load(std::memory_order_relaxed) + 2, std::memory_order_release);
+        return;
+      }
+      g = (g + 1) & t.gmask;
+    }
+  }
+
+  table tables_[shards];
+};
+
 #endif  // __SSE2__
 
 // ---- a third prototype: buckets of one cache line, three entries each -------------------------
@@ -395,10 +497,15 @@ Map& prepared(holder<Map>& h, std::uint64_t n, Fill fill) {
 
 using numamap_t = numamap::concurrent_map<std::uint64_t, std::uint64_t>;
 holder<numamap_t> g_numamap;
+using numamap_heap_t =
+    numamap::concurrent_map<std::uint64_t, std::uint64_t, std::hash<std::uint64_t>,
+                            std::equal_to<std::uint64_t>, numamap::heap_memory>;
+holder<numamap_heap_t> g_numamap_heap;
 holder<inline_proto> g_inline;
 holder<bucket_proto> g_bucket;
 #if defined(__SSE2__)
 holder<swiss_proto> g_swiss;
+holder<group_proto> g_group;
 #endif
 
 void BM_numamap(benchmark::State& state) {
@@ -416,6 +523,23 @@ void BM_numamap(benchmark::State& state) {
   }
   benchmark::DoNotOptimize(sum);
   if (sum == 0 && n > 1) state.SkipWithError("loads missed");
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_numamap_heap(benchmark::State& state) {
+  const auto n = static_cast<std::uint64_t>(state.range(0));
+  numamap_heap_t& m = prepared(g_numamap_heap, n, [](std::uint64_t size) {
+    auto p = std::make_unique<numamap_heap_t>();
+    for (std::uint64_t i = 0; i < size; ++i) p->store(key_u64(i), i);
+    return p;
+  });
+  wyrand rng(0x1a70);
+  std::uint64_t sum = 0;
+  for (auto _ : state) {
+    const auto v = m.load(key_u64(rng.next() % n));
+    sum += v ? *v : 1;
+  }
+  benchmark::DoNotOptimize(sum);
   state.SetItemsProcessed(state.iterations());
 }
 
@@ -451,6 +575,13 @@ void BM_swiss_proto(benchmark::State& state) {
   time_hits(
       state,
       prepared(g_swiss, n, [](std::uint64_t size) { return std::make_unique<swiss_proto>(size); }),
+      n);
+}
+void BM_group_proto(benchmark::State& state) {
+  const auto n = static_cast<std::uint64_t>(state.range(0));
+  time_hits(
+      state,
+      prepared(g_group, n, [](std::uint64_t size) { return std::make_unique<group_proto>(size); }),
       n);
 }
 #endif
@@ -511,6 +642,7 @@ void BM_absl(benchmark::State& state) {
 void register_all() {
   for (const std::int64_t n : numamap::bench::bench_sizes("100000")) {
     benchmark::RegisterBenchmark("read_hit/numamap", BM_numamap)->Arg(n)->ArgName("size");
+    benchmark::RegisterBenchmark("read_hit/numamap_heap", BM_numamap_heap)->Arg(n)->ArgName("size");
     benchmark::RegisterBenchmark("read_hit/inline_proto", BM_inline_proto)->Arg(n)->ArgName("size");
     for (const std::int64_t spread : {1, 2}) {
       benchmark::RegisterBenchmark("read_hit/bare_proto", BM_bare_proto)
@@ -524,6 +656,7 @@ void register_all() {
     }
 #if defined(__SSE2__)
     benchmark::RegisterBenchmark("read_hit/swiss_proto", BM_swiss_proto)->Arg(n)->ArgName("size");
+    benchmark::RegisterBenchmark("read_hit/group_proto", BM_group_proto)->Arg(n)->ArgName("size");
 #endif
 #if NUMAMAP_BENCH_HAVE_ABSL
     benchmark::RegisterBenchmark("read_hit/absl_flat_nolock", BM_absl)->Arg(n)->ArgName("size");
