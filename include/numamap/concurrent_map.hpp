@@ -516,14 +516,13 @@ struct map_test_access {
     return m.shards_[i]->find_after_read_miss(hv, m.equal_to(k), g.record(), amended).state ==
            detail::state_present;
   }
-  /// Adds d to the calling thread's live-key count of k's shard (ctr_size). A rebuild sizes
+  /// Adds d to the calling thread's live-key count of shard i (ctr_size). A rebuild sizes
   /// its new table from that count, which in real runs lags the writers in flight; this
   /// lets a test make it lag by any amount.
-  template <class Map, class K>
-  static void skew_size(Map& m, const K& k, std::int64_t d) {
-    const detail::hashed hv = m.hash_of(k);
+  template <class Map>
+  static void skew_size(Map& m, std::size_t i, std::int64_t d) {
     auto g = m.domain_->pin();
-    detail::bump(g.record(), m.shards_[hv.shard(m.shard_count_)]->counter(detail::ctr_size),
+    detail::bump(g.record(), m.shards_.at(i)->counter(detail::ctr_size),
                  static_cast<std::uint64_t>(d));
   }
   /// Objects retired and not yet freed (exact when no thread runs).
