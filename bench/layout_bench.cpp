@@ -80,6 +80,13 @@ class proto_common {
     for (std::uint64_t i = 0; i < n; ++i) ++per[shard_of(numamap::detail::mix64(key_u64(i)))];
     return per;
   }
+  /// The smallest power of two, at least 16, that holds `keys` at load <= 7/8 (SwissTable's
+  /// maximum), for the prototypes probed by control bytes.
+  static std::size_t capacity_at_7_8(std::uint64_t keys) {
+    std::size_t cap = 16;
+    while (keys * 8 > cap * 7) cap *= 2;
+    return cap;
+  }
   /// Announces (epoch | active); returns the epoch for unpin.
   std::uint64_t pin() {
     const std::uint64_t e = epoch_.load(std::memory_order_acquire);
@@ -198,8 +205,7 @@ class swiss_proto : proto_common {
   explicit swiss_proto(std::uint64_t n) {
     const auto per = keys_per_shard(n);
     for (std::size_t s = 0; s < shards; ++s) {
-      std::size_t cap = 16;
-      while (per[s] * 8 > cap * 7) cap *= 2;
+      const std::size_t cap = capacity_at_7_8(per[s]);
       tables_[s].mask = cap - 1;
       tables_[s].ctrl = std::make_unique<std::atomic<std::uint64_t>[]>(cap / 8);
       for (std::size_t i = 0; i < cap / 8; ++i) tables_[s].ctrl[i].store(0x8080808080808080ULL);
@@ -292,8 +298,7 @@ class group_proto : proto_common {
   explicit group_proto(std::uint64_t n) {
     const auto per = keys_per_shard(n);
     for (std::size_t s = 0; s < shards; ++s) {
-      std::size_t cap = 16;
-      while (per[s] * 8 > cap * 7) cap *= 2;
+      const std::size_t cap = capacity_at_7_8(per[s]);
       tables_[s].gmask = cap / 16 - 1;
       tables_[s].groups = std::make_unique<group[]>(cap / 16);
       tables_[s].slots = std::make_unique<slot[]>(cap);
@@ -508,10 +513,12 @@ holder<swiss_proto> g_swiss;
 holder<group_proto> g_group;
 #endif
 
-void BM_numamap(benchmark::State& state) {
+/// numamap's read hit, on Map (numamap_t or numamap_heap_t), filled once per size.
+template <class Map>
+void time_numamap(benchmark::State& state, holder<Map>& h) {
   const auto n = static_cast<std::uint64_t>(state.range(0));
-  numamap_t& m = prepared(g_numamap, n, [](std::uint64_t size) {
-    auto p = std::make_unique<numamap_t>();
+  Map& m = prepared(h, n, [](std::uint64_t size) {
+    auto p = std::make_unique<Map>();
     for (std::uint64_t i = 0; i < size; ++i) p->store(key_u64(i), i);
     return p;
   });
@@ -526,22 +533,8 @@ void BM_numamap(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
-void BM_numamap_heap(benchmark::State& state) {
-  const auto n = static_cast<std::uint64_t>(state.range(0));
-  numamap_heap_t& m = prepared(g_numamap_heap, n, [](std::uint64_t size) {
-    auto p = std::make_unique<numamap_heap_t>();
-    for (std::uint64_t i = 0; i < size; ++i) p->store(key_u64(i), i);
-    return p;
-  });
-  wyrand rng(0x1a70);
-  std::uint64_t sum = 0;
-  for (auto _ : state) {
-    const auto v = m.load(key_u64(rng.next() % n));
-    sum += v ? *v : 1;
-  }
-  benchmark::DoNotOptimize(sum);
-  state.SetItemsProcessed(state.iterations());
-}
+void BM_numamap(benchmark::State& state) { time_numamap(state, g_numamap); }
+void BM_numamap_heap(benchmark::State& state) { time_numamap(state, g_numamap_heap); }
 
 /// The timed loop of every prototype: uniform random hits on keys [0, n).
 template <class Proto>
