@@ -116,11 +116,13 @@ class inline_proto : proto_common {
   /// spread: a multiple of numamap's capacity (1: the same table as numamap's).
   explicit inline_proto(std::uint64_t n, std::size_t spread = 1) {
     // Per shard, the capacity numamap's growth reaches: the smallest power of two that holds
-    // the shard's keys at load <= 3/4.
+    // the shard's keys at its maximum load (13/16).
     const auto per = keys_per_shard(n);
     for (std::size_t s = 0; s < shards; ++s) {
       std::size_t cap = 8;
-      while (per[s] * 4 > cap * 3) cap *= 2;
+      while (per[s] * numamap::detail::max_load_den > cap * numamap::detail::max_load_num) {
+        cap *= 2;
+      }
       cap *= spread;
       tables_[s].mask = cap - 1;
       tables_[s].slots = std::make_unique<slot[]>(cap);

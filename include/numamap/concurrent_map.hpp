@@ -525,6 +525,26 @@ struct map_test_access {
     detail::bump(g.record(), m.shards_.at(i)->counter(detail::ctr_size),
                  static_cast<std::uint64_t>(d));
   }
+  /// The shard that holds k.
+  template <class Map, class K>
+  static std::size_t shard_of(const Map& m, const K& k) {
+    return m.hash_of(k).shard(m.shard_count_);
+  }
+  /// Shard i's read table as its current view names it. Reads the writer-only count of full
+  /// slots, so only while no writer runs.
+  struct read_table_info {
+    const void* table;
+    std::size_t capacity;
+    std::size_t used;
+    bool amended;
+  };
+  template <class Map>
+  static read_table_info read_table(const Map& m, std::size_t i) {
+    using shard_type = typename Map::shard_t;
+    auto g = m.domain_->pin();
+    const typename shard_type::view v{m.reads_[i].load(std::memory_order_acquire)};
+    return {v.table(), v.table()->capacity(), v.table()->used(), v.amended()};
+  }
   /// Objects retired and not yet freed (exact when no thread runs).
   template <class Map>
   static std::size_t reclamation_pending(const Map& m) {

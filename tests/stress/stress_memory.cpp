@@ -272,7 +272,7 @@ TEST_CASE("memory: retired tables come back soon, so a steady churn holds about 
   CHECK(m.size() == n);
   CHECK(rebuilds - rebuilds_before >= 4 * m.shard_count());  // the case under test happened
   // The churn's tables are up to twice the filled map's (a rebuild sizes for load 1/2, the
-  // fill grew to 3/4), plus the few retired ones.
+  // fill grew to at most 13/16), plus the few retired ones.
   CHECK(peak <= 3 * after_fill);
 }
 

@@ -10,7 +10,7 @@
 //         Unlike Go, it holds only NEW keys (a delta), not a copy of the read map: Go copies
 //         every live entry of the read map into a fresh dirty map on the first store after a
 //         promotion, O(n) per cycle; here that copy does not exist. And while the current
-//         table has a free slot (load <= 3/4), a new key goes straight into it (an append of
+//         table has a free slot (load <= 13/16), a new key goes straight into it (an append of
 //         one key, see insert_new_locked), so the dirty map is used only while the table is
 //         full or the shard has none yet.
 // misses_ Lookups that had to take mu_ and look in dirty_ since the last promotion.
@@ -19,7 +19,7 @@
 // Promotion (mu_ held), when misses_ reaches the dirty map's size (Go's rule) or when the
 // dirty map grows past an eighth of the table (so new keys reach the lock-free path soon and
 // deleted entries do not pile up when nobody loads):
-// - append: if the table has room (load <= 3/4) and few deleted entries, the dirty entries
+// - append: if the table has room (load <= 13/16) and few deleted entries, the dirty entries
 //   are inserted into the free slots of the CURRENT table and a new view {table, false} is
 //   published. Readers that probe the table meanwhile may see the new slots or not; both
 //   are right, because their older view says amended and sends a miss to mu_. Cost:

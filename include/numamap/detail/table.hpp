@@ -27,6 +27,16 @@
 NUMAMAP_BEGIN_NAMESPACE
 namespace detail {
 
+/// The most a table may be filled, as max_load_num / max_load_den of its capacity (13/16).
+/// Linear probing costs more the fuller the table: at load a a hit reads about
+/// (1 + 1/(1-a))/2 slots and a miss (1 + 1/(1-a)^2)/2, so at 13/16 about 3 and 15 (at 3/4
+/// they were 2.5 and 8.5). What a lower limit costs instead is memory, and a table that is
+/// half empty right after it doubled: at 3/4 a 100K-key map of 16 shards had 16384 slots of
+/// 24 bytes per shard (load 0.38, 6.3 MB), three times absl's footprint for the same keys,
+/// and its hits missed the last-level cache (decisions.md D28).
+inline constexpr std::size_t max_load_num = 13;
+inline constexpr std::size_t max_load_den = 16;
+
 template <class Key>
 class entry_table {
  public:
@@ -72,8 +82,10 @@ class entry_table {
   /// Asks for the line of used() ahead of the shard mutex (a hint): a writer that will
   /// insert takes both lines, and the last inserter, often another thread, wrote both.
   void prefetch_used() const noexcept { prefetch_for_write(&used_); }
-  /// Whether `n` more entries fit under the maximum load (3/4).
-  bool fits(std::size_t n) const noexcept { return (used_ + n) * 4 <= capacity() * 3; }
+  /// Whether `n` more entries fit under the maximum load (max_load_num / max_load_den).
+  bool fits(std::size_t n) const noexcept {
+    return (used_ + n) * max_load_den <= capacity() * max_load_num;
+  }
 
   /// Finds the entry with these bucket bits for which `eq(entry)` holds. Lock-free, writes
   /// nothing.
@@ -246,7 +258,8 @@ inline std::size_t ceil_pow2(std::size_t n) noexcept {
   return c;
 }
 
-/// Capacity for n entries at load <= 1/2 (room to grow to 3/4 before the next rebuild).
+/// Capacity for n entries at load <= 1/2 (room to grow to the maximum load, 13/16, before
+/// the next rebuild).
 inline std::size_t capacity_for(std::size_t n) noexcept {
   const std::size_t c = ceil_pow2(n * 2);
   return c < 8 ? 8 : c;

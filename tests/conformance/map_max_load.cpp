@@ -1,0 +1,52 @@
+// A read table takes new keys until it is max_load_num / max_load_den (13/16) full; only then
+// do new keys go to the dirty map (decisions.md D28). Checked at every store of a fill: the
+// table is never fuller than that, and each time a store finds no room (its shard's view
+// becomes amended while the table stays), the table was exactly at that load, not below it.
+// One shard per node of topology::system(), so the shards' tables grow large.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <numamap/numamap.hpp>
+#include <vector>
+
+#include "test_catch.hpp"
+
+namespace {
+
+using numamap::detail::map_test_access;
+using numamap::detail::max_load_den;
+using numamap::detail::max_load_num;
+
+using map_t = numamap::concurrent_map<std::uint64_t, std::uint64_t>;
+
+}  // namespace
+
+TEST_CASE("map: a read table fills to its maximum load before new keys go to the dirty map",
+          "[conformance][promotion]") {
+  STATIC_REQUIRE(max_load_num * 16 == max_load_den * 13);
+  map_t::options o;
+  o.shards_per_node = 1;
+  map_t m(o);
+  constexpr std::uint64_t keys = 40000;
+  std::size_t overflows = 0;  // stores that found a large table full
+  std::size_t largest = 0;
+  for (std::uint64_t k = 0; k < keys; ++k) {
+    const std::size_t i = map_test_access::shard_of(m, k);
+    const auto before = map_test_access::read_table(m, i);
+    m.store(k, k + 1);
+    const auto after = map_test_access::read_table(m, i);
+    INFO("key " << k << ", shard " << i << ", capacity " << after.capacity << ", used "
+                << after.used);
+    REQUIRE(after.used * max_load_den <= after.capacity * max_load_num);
+    largest = std::max(largest, after.capacity);
+    if (before.capacity >= 64 && !before.amended && after.amended && after.table == before.table) {
+      ++overflows;
+      // No key was erased, so every full slot is a live key: the table had no room left.
+      CHECK(before.used * max_load_den == before.capacity * max_load_num);
+    }
+  }
+  CHECK(overflows >= 3);  // the case under test happened, at several sizes
+  CHECK(largest >= 4096);
+  CHECK(m.size() == keys);
+  for (std::uint64_t k = 0; k < keys; k += 97) CHECK(m.load(k) == k + 1);
+}
