@@ -7,7 +7,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <numamap/numamap.hpp>
-#include <vector>
 
 #include "test_catch.hpp"
 
