@@ -120,9 +120,7 @@ class inline_proto : proto_common {
     const auto per = keys_per_shard(n);
     for (std::size_t s = 0; s < shards; ++s) {
       std::size_t cap = 8;
-      while (per[s] * numamap::detail::max_load_den > cap * numamap::detail::max_load_num) {
-        cap *= 2;
-      }
+      while (!numamap::detail::within_max_load(per[s], cap)) cap *= 2;
       cap *= spread;
       tables_[s].mask = cap - 1;
       tables_[s].slots = std::make_unique<slot[]>(cap);

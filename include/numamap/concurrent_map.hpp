@@ -543,7 +543,8 @@ struct map_test_access {
     using shard_type = typename Map::shard_t;
     auto g = m.domain_->pin();
     const typename shard_type::view v{m.reads_[i].load(std::memory_order_acquire)};
-    return {v.table(), v.table()->capacity(), v.table()->used(), v.amended()};
+    const auto* t = v.table();
+    return {t, t->capacity(), t->used(), v.amended()};
   }
   /// Objects retired and not yet freed (exact when no thread runs).
   template <class Map>

@@ -37,6 +37,11 @@ namespace detail {
 inline constexpr std::size_t max_load_num = 13;
 inline constexpr std::size_t max_load_den = 16;
 
+/// Whether `entries` full slots stay within the maximum load of `capacity` slots.
+constexpr bool within_max_load(std::size_t entries, std::size_t capacity) noexcept {
+  return entries * max_load_den <= capacity * max_load_num;
+}
+
 template <class Key>
 class entry_table {
  public:
@@ -83,9 +88,7 @@ class entry_table {
   /// insert takes both lines, and the last inserter, often another thread, wrote both.
   void prefetch_used() const noexcept { prefetch_for_write(&used_); }
   /// Whether `n` more entries fit under the maximum load (max_load_num / max_load_den).
-  bool fits(std::size_t n) const noexcept {
-    return (used_ + n) * max_load_den <= capacity() * max_load_num;
-  }
+  bool fits(std::size_t n) const noexcept { return within_max_load(used_ + n, capacity()); }
 
   /// Finds the entry with these bucket bits for which `eq(entry)` holds. Lock-free, writes
   /// nothing.
