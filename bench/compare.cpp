@@ -163,6 +163,7 @@ struct string_keys {
   const std::string& operator()(std::uint64_t i) const noexcept { return (*table)[i]; }
 };
 
+// Called by the main thread only (the smoke test, prepare()), before any worker runs.
 const std::vector<std::string>& string_table(std::uint64_t n) {
   static std::map<std::uint64_t, std::vector<std::string>> cache;
   auto& t = cache[n];
@@ -176,8 +177,16 @@ const std::vector<std::string>& string_table(std::uint64_t n) {
 
 constexpr std::size_t zipf_samples = std::size_t{1} << 22;
 
+// Every worker thread of a Zipf cell asks for the table as it starts, so the cache takes a
+// lock: without it two threads inserted into the std::map at once, and a child process
+// once died in _Rb_tree_decrement (std::map insertion), or both built the table and one
+// replaced the vector the other was reading. The table is built once per process and
+// size, by prepare() before any worker runs; a returned reference stays valid (std::map
+// nodes do not move, and a built table is never replaced).
 const std::vector<std::uint32_t>& zipf_ranks(std::uint64_t n) {
+  static std::mutex mu;
   static std::map<std::uint64_t, std::vector<std::uint32_t>> cache;
+  const std::lock_guard<std::mutex> lock(mu);
   auto& t = cache[n];
   if (t.empty()) t = zipf_table(n, 0.99, zipf_samples, 0x5eed + n);
   return t;
@@ -568,6 +577,7 @@ map_entry make_entry() {
     }
   };
   e.prepare = [](const cell& c, const run_options& opt) -> std::unique_ptr<prepared> {
+    if (c.mix->zipf) (void)zipf_ranks(c.size);  // built here, single-threaded, untimed
     if (c.mix->string_keys) {
       const auto& table = string_table(c.size);
       return std::make_unique<prepared_map<mapstr, string_keys>>(mapstr::name, c,
