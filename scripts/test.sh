@@ -63,7 +63,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config clang lld libclang-rt-14-dev
   libhwloc-dev hwloc libnuma-dev numactl catch2 libbenchmark-dev
   libtbb-dev libcuckoo-dev libabsl-dev
-  qemu-system-x86 busybox-static cpio python3 python3-matplotlib
+  qemu-system-x86 busybox-static cpio python3 python3-matplotlib valgrind
 )
 
 install_packages() {

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# scripts/lookup-cost.sh — what one lookup costs in instructions, data reads and simulated
+# cache misses, per map, counted by valgrind's callgrind instead of timed.
+#
+# On a shared, noisy machine one timed read100 run of numamap_compare can move by 2x and
+# more (docs/benchmarks.md, "Noise"); the counts here do not move between runs, so they
+# show what a change to the read path did when the timings cannot.
+#
+#   scripts/lookup-cost.sh                     read100, 100K keys, numamap and absl_flat_nolock
+#   scripts/lookup-cost.sh --size 1K --maps numamap,tbb_chm,libcuckoo
+# Options: --size N (1K, 100K, 10M, ...), --maps LIST, --mix MIX (a read mix: read100,
+# read99, read95, read95_zipf), --build-dir DIR (default build-bench-release), --compare
+# PATH (a numamap_compare already built: no build; CTest's bench-smoke run uses it).
+# Needs valgrind (Debian: apt-get install valgrind). Takes about a minute per map at 100K.
+#
+# Per map it runs numamap_compare on one thread under callgrind with its cache simulator
+# (D1 32 KiB 8-way, LL 32 MiB 16-way, 64-byte lines) and divides the inclusive counts of the
+# adapter's load() by the number of calls (libcuckoo's adapter is inlined into the driver:
+# there, of the map's find()). The counts include the adapter's call, which all maps pay
+# alike, and the smoke test's loads before the timed run.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+size=100K
+maps=numamap,absl_flat_nolock
+mix=read100
+build="$root/build-bench-release"
+compare=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --size) size=$2; shift 2 ;;
+    --maps) maps=$2; shift 2 ;;
+    --mix) mix=$2; shift 2 ;;
+    --build-dir) build=$2; shift 2 ;;
+    --compare) compare=$2; shift 2 ;;
+    -h | --help) sed -n '2,21p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    *) echo "lookup-cost.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+command -v valgrind >/dev/null || {
+  echo "lookup-cost.sh: valgrind not found (Debian: apt-get install valgrind)" >&2
+  exit 1
+}
+
+if [[ -z "$compare" ]]; then
+  generator=()
+  command -v ninja >/dev/null && generator=(-G Ninja)
+  cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
+    -DNUMAMAP_BUILD_BENCHMARKS=ON -DNUMAMAP_BUILD_TESTS=OFF -DNUMAMAP_BUILD_EXAMPLES=OFF >/dev/null
+  cmake --build "$build" --parallel --target numamap_compare >/dev/null
+  compare=$(find "$build" -name numamap_compare -type f -perm -u+x | head -n 1)
+  [[ -n "$compare" ]] || { echo "lookup-cost.sh: numamap_compare was not built" >&2; exit 1; }
+fi
+[[ -x "$compare" ]] || { echo "lookup-cost.sh: $compare is not an executable" >&2; exit 1; }
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+python=/usr/bin/python3
+[[ -x $python ]] || python=python3
+
+echo "| map | Ir / load | data reads / load | D1 read misses / load | LL read misses / load | loads counted |"
+echo "|---|---|---|---|---|---|"
+IFS=, read -r -a list <<<"$maps"
+for m in "${list[@]}"; do
+  # Time-based runs: under valgrind 0.3 s of wall time is a few million operations.
+  # --fair-sched: valgrind runs one thread at a time; without it the driver's timer thread
+  # can wait for seconds behind the worker.
+  valgrind --tool=callgrind --fair-sched=yes --cache-sim=yes --D1=32768,8,64 --LL=33554432,16,64 \
+    --callgrind-out-file="$work/$m.out" \
+    "$compare" --maps "$m" --mixes "$mix" --sizes "$size" --threads 1 --reps 1 \
+    --seconds 0.3 --warmup 0.1 --no-isolate --no-pin --out "$work/$m" >"$work/$m.log" 2>&1 || {
+    echo "lookup-cost.sh: the run of $m failed; its log:" >&2
+    tail -n 20 "$work/$m.log" >&2
+    exit 1
+  }
+  "$python" - "$work/$m.out" "$m" <<'EOF'
+import re
+import sys
+
+# callgrind's format: "fn=(id) name" starts a function's records; "cfn=(id) name" and
+# "calls=N ..." announce a call, whose next cost line is the callee's inclusive cost.
+path, map_name = sys.argv[1], sys.argv[2]
+adapter = {"absl_flat_nolock": "absl", "tbb_chm": "tbb"}.get(map_name, map_name)
+target = re.compile(r"::" + adapter + r"_adapter<unsigned long, unsigned long>::load\(")
+if map_name == "libcuckoo":
+    # GCC inlines this adapter's load() into the driver: count the map's find() it calls.
+    target = re.compile(r"cuckoohash_map<unsigned long, unsigned long,.*>::find<")
+names, events = {}, []
+calls = 0
+inclusive = None
+pending = None
+for line in open(path):
+    if line.startswith("events:"):
+        events = line.split()[1:]
+        inclusive = [0] * len(events)
+        continue
+    m = re.match(r"^c?fn=\((\d+)\)(?: (.*))?", line)
+    if m:
+        if m.group(2):
+            names[m.group(1)] = m.group(2).strip()
+        if line.startswith("cfn="):
+            pending = m.group(1)
+        continue
+    m = re.match(r"^calls=(\d+)", line)
+    if m:
+        if pending is not None and target.search(names.get(pending, "")):
+            calls += int(m.group(1))
+            pending = "count"
+        else:
+            pending = None
+        continue
+    if pending == "count" and line[:1] in "0123456789+-*":
+        # The call's cost line: position, then the inclusive cost of each event.
+        vals = line.split()[1:]
+        for i, v in enumerate(vals):
+            inclusive[i] += int(v)
+        pending = None
+if not calls:
+    sys.exit(f"lookup-cost.sh: no calls of {map_name}'s adapter load() found in {path}")
+per = {e: inclusive[i] / calls for i, e in enumerate(events)}
+print(f"| {map_name} | {per.get('Ir', 0):.1f} | {per.get('Dr', 0):.1f} | {per.get('D1mr', 0):.2f} "
+      f"| {per.get('DLmr', 0):.3f} | {calls} |")
+EOF
+done
