@@ -9,6 +9,7 @@ RESULTS_DIR) receives
   ratio_<size>.png        numamap / peer throughput per mix, at 1 thread and at the most threads
   latency_<size>.png      p50 / p99 / p99.9 of sampled operations at the most threads
   bytes_per_entry.png     resident bytes per entry after prefill, per map and size
+  targets.png             the issue-4 throughput targets: ratio per repetition and of the medians
   table.md                the same numbers as Markdown tables, and the issue-4 targets
 Each number is the median over the repetitions of a cell. Needs matplotlib (Debian:
 python3-matplotlib); runs headless.
@@ -253,6 +254,44 @@ def plot_bytes(bpe, maps, sizes, out_dir):
     return path
 
 
+def plot_targets(agg, out_dir):
+    """The throughput targets: per target, each repetition's paired ratio (dots), the ratio
+    of the medians (bar) and the wanted ratio (tick), on one log axis."""
+    rows = []
+    for desc, mix, size, t, ref, want in THROUGHPUT_TARGETS:
+        tr = target_ratio(agg, mix, size, t, ref)
+        if tr is not None:
+            ref_label = "absl, no lock" if ref == "ceiling" else "best peer"
+            rows.append((f"{mix}, {size_label(size)}, {t} thr\nvs {ref_label}", want, tr[3], tr[4]))
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 0.55 * len(rows) + 1.4))
+    ys = list(range(len(rows)))[::-1]
+    for y, (label, want, r, per_rep) in zip(ys, rows):
+        met = r >= want
+        ax.barh(y, r, height=0.5, color="#d62728" if met else "#f4a3a3", alpha=0.8)
+        ax.plot(per_rep, [y] * len(per_rep), "o", color="black", markersize=3.5, alpha=0.7)
+        ax.plot([want, want], [y - 0.35, y + 0.35], color="black", linewidth=2)
+    ax.set_yticks(ys)
+    ax.set_yticklabels([r[0] for r in rows], fontsize=8)
+    ax.set_xscale("log")
+    lo = min([r[2] for r in rows] + [x for r in rows for x in r[3]] + [r[1] for r in rows])
+    hi = max([r[2] for r in rows] + [x for r in rows for x in r[3]] + [r[1] for r in rows])
+    ax.set_xlim(lo / 1.3, hi * 1.3)
+    ax.set_xticks([x for x in (0.125, 0.25, 0.5, 0.8, 1, 1.2, 2, 4, 8, 16) if lo / 1.3 <= x <= hi * 1.3])
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%gx"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("numamap / reference (bar: ratio of the medians; dots: each repetition; "
+                  "black tick: target)", fontsize=8)
+    ax.set_title("issue-4 throughput targets (pale bar: not met in this run)")
+    ax.grid(axis="x", alpha=0.3, which="both")
+    fig.tight_layout()
+    path = os.path.join(out_dir, "targets.png")
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def fmt(v, digits=1):
     return "-" if v is None else f"{v:.{digits}f}"
 
@@ -278,35 +317,48 @@ def spread(ratios, want):
     return f"{min(ratios):.2f}-{max(ratios):.2f}x, {met} of {len(ratios)}"
 
 
+# The throughput targets of issue 4: (description, mix, size, threads, reference, wanted
+# ratio); reference "ceiling" is absl without a lock, "peer" the best concurrent peer.
+THROUGHPUT_TARGETS = [
+    ("read100 vs no-lock absl (ceiling)", "read100", 100000, 1, "ceiling", 0.8),
+    ("read100 vs no-lock absl (ceiling)", "read100", 10000000, 1, "ceiling", 0.8),
+    ("read99 vs best concurrent peer", "read99", 100000, 2, "peer", 2.0),
+    ("read95 vs best concurrent peer", "read95", 100000, 2, "peer", 2.0),
+    ("read95_zipf vs best concurrent peer", "read95_zipf", 100000, 2, "peer", 2.0),
+    ("los83 vs best concurrent peer", "los83", 100000, 2, "peer", 1.2),
+    ("mixed50 vs best concurrent peer", "mixed50", 100000, 2, "peer", 1.0),
+    ("churn vs best concurrent peer", "churn", 100000, 2, "peer", 1.0),
+]
+
+
+def target_ratio(agg, mix, size, t, ref):
+    """(numamap's medians, reference value, reference name, ratio of the medians, per-rep
+    ratios) for one throughput target, or None when the cell was not measured."""
+    nm = agg.get((NUMAMAP, mix, size, t))
+    if ref == "ceiling":
+        rv = agg.get((CEILING, mix, size, t))
+        ref_val, ref_name = (rv["mops"], CEILING) if rv else (None, None)
+    else:
+        ref_val, ref_name = best_peer(agg, mix, size, t)
+    if not nm or not ref_val:
+        return None
+    return nm, ref_val, ref_name, nm["mops"] / ref_val, paired_ratios(nm, agg[(ref_name, mix, size, t)])
+
+
 def targets(agg, bpe):
     """The issue-4 targets: (target, cell, numamap, reference, ratio, per-rep spread, wanted,
     met). The verdict reads the ratio of the medians; the spread shows how far one
     repetition's ratio moved, and in how many repetitions it met the target."""
     out = []
-
-    def ratio_row(desc, mix, size, t, ref, want):
-        nm = agg.get((NUMAMAP, mix, size, t))
-        if ref == "ceiling":
-            rv = agg.get((CEILING, mix, size, t))
-            ref_val, ref_name = (rv["mops"], CEILING) if rv else (None, None)
-        else:
-            ref_val, ref_name = best_peer(agg, mix, size, t)
+    for desc, mix, size, t, ref, want in THROUGHPUT_TARGETS:
         cell = f"{mix}, {size_label(size)}, {t} thr"
-        if not nm or not ref_val:
+        tr = target_ratio(agg, mix, size, t, ref)
+        if tr is None:
             out.append((desc, cell, "-", "-", "-", "-", f">= {want}x", "not measured"))
-            return
-        r = nm["mops"] / ref_val
-        per_rep = spread(paired_ratios(nm, agg[(ref_name, mix, size, t)]), want)
+            continue
+        nm, ref_val, ref_name, r, per_rep = tr
         out.append((desc, cell, f"{nm['mops']:.2f} Mops/s", f"{ref_val:.2f} ({ref_name})", f"{r:.2f}x",
-                    per_rep, f">= {want}x", "met" if r >= want else "NOT met"))
-
-    ratio_row("read100 vs no-lock absl (ceiling)", "read100", 100000, 1, "ceiling", 0.8)
-    ratio_row("read100 vs no-lock absl (ceiling)", "read100", 10000000, 1, "ceiling", 0.8)
-    for mix in ("read99", "read95", "read95_zipf"):
-        ratio_row(f"{mix} vs best concurrent peer", mix, 100000, 2, "peer", 2.0)
-    ratio_row("los83 vs best concurrent peer", "los83", 100000, 2, "peer", 1.2)
-    for mix in ("mixed50", "churn"):
-        ratio_row(f"{mix} vs best concurrent peer", mix, 100000, 2, "peer", 1.0)
+                    spread(per_rep, want), f">= {want}x", "met" if r >= want else "NOT met"))
     b = bpe.get(NUMAMAP, {}).get(10000000)
     out.append(("bytes per entry after prefill", "10M keys", fmt(b), "-", "-", "-", "<= 48 B (aim 32)",
                 "not measured" if b is None else ("met" if b <= 48 else "NOT met")))
@@ -439,6 +491,8 @@ def main():
                     plot_latency(agg, maps, mixes, n, out_dir)]
     bpe = bytes_per_entry(agg, maps, sizes)
     written.append(plot_bytes(bpe, maps, sizes, out_dir))
+    if NUMAMAP in maps:
+        written.append(plot_targets(agg, out_dir))
     table = os.path.join(out_dir, "table.md")
     with open(table, "w") as f:
         f.write(markdown(agg, maps, mixes, sizes, bpe, meta))
