@@ -315,22 +315,40 @@ class epoch_domain {
     if ((r->word.load(std::memory_order_relaxed) & 1U) != 0) {
       return guard(r, guard::nested_word());  // already pinned: nested, no cost
     }
-    // (D1) acquire: the loads that follow the pin stay after this load, so the epoch
-    //      announced is never older than what the reader then reads. Pairs with (D7).
-    const std::uint64_t e = global_->load(std::memory_order_acquire);
-    // (D2) store + (D3) fence: the announcement is ordered before every later load of a
-    //      shared pointer by light_fence here and heavy_fence in try_advance (D5): either
-    //      the advancing thread sees this announcement, or this thread's later loads see
-    //      everything unlinked before that heavy fence.
-    //      release: a scan (D6) that reads this announcement must also see every access of
-    //      this thread's earlier pins, as one that reads the unpin (D4) does. A scan that
-    //      reads it lets the epoch advance past objects this thread reached in its previous
-    //      pin, and the unpin's release does not carry over to a later relaxed store (C++20
-    //      dropped same-thread stores from release sequences; ThreadSanitizer found it).
-    //      On x86-64 a plain store, as relaxed.
-    r->word.store((e << 1) | 1U, std::memory_order_release);
-    light_fence(membarrier_);  // (D3)
-    return guard(r, e << 1);
+    return guard(r, announce(r));
+  }
+
+  /// Unpins the thread at its destruction, unconditionally: the guard of try_pin_outer().
+  class outer_guard {
+   public:
+    outer_guard(thread_record* r, std::uint64_t unpinned_word) noexcept
+        : r_(r), unpinned_(unpinned_word) {}
+    outer_guard(const outer_guard&) = delete;
+    outer_guard& operator=(const outer_guard&) = delete;
+    NUMAMAP_ALWAYS_INLINE ~outer_guard() {
+      r_->word.store(unpinned_, std::memory_order_release);  // (D4), as guard's
+    }
+
+   private:
+    thread_record* r_;
+    std::uint64_t unpinned_;
+  };
+
+  /// The read path's pin: pin() for a thread that is not pinned yet and whose record for
+  /// this domain is the one its fast slot caches, without a call and without the nesting
+  /// word in the guard. Returns true with the record in `rec` and in `unpinned` the word an
+  /// outer_guard must store to unpin; or false, pinning nothing, when this thread has no
+  /// cached record for this domain (its first pin here, or it used another map last) or is
+  /// already pinned (a call from inside range's or visit's callback): then the caller
+  /// takes pin(). Pins taken while this one holds are nested ones, as under pin().
+  NUMAMAP_ALWAYS_INLINE bool try_pin_outer(thread_record*& rec, std::uint64_t& unpinned) noexcept {
+    const thread_fast_slot& fs = fast_slot();
+    if (fs.id != id_) return false;
+    rec = fs.rec;
+    // Relaxed: only this thread writes its own word.
+    if ((rec->word.load(std::memory_order_relaxed) & 1U) != 0) return false;
+    unpinned = announce(rec);
+    return true;
   }
 
   /// retire()'s weight for an object of `bytes`: one per KiB, so that 64 KiB retired start
@@ -534,6 +552,27 @@ class epoch_domain {
     }
     std::unique_lock<std::mutex> lk(orphan_mu_, std::try_to_lock);
     if (lk.owns_lock() && !orphans_.empty()) free_old(orphans_, e);
+  }
+
+  /// Announces the thread, not pinned until now, active at the current epoch (pin()'s
+  /// second half); returns the word that unpins it.
+  NUMAMAP_ALWAYS_INLINE std::uint64_t announce(thread_record* r) noexcept {
+    // (D1) acquire: the loads that follow the pin stay after this load, so the epoch
+    //      announced is never older than what the reader then reads. Pairs with (D7).
+    const std::uint64_t e = global_->load(std::memory_order_acquire);
+    // (D2) store + (D3) fence: the announcement is ordered before every later load of a
+    //      shared pointer by light_fence here and heavy_fence in try_advance (D5): either
+    //      the advancing thread sees this announcement, or this thread's later loads see
+    //      everything unlinked before that heavy fence.
+    //      release: a scan (D6) that reads this announcement must also see every access of
+    //      this thread's earlier pins, as one that reads the unpin (D4) does. A scan that
+    //      reads it lets the epoch advance past objects this thread reached in its previous
+    //      pin, and the unpin's release does not carry over to a later relaxed store (C++20
+    //      dropped same-thread stores from release sequences; ThreadSanitizer found it).
+    //      On x86-64 a plain store, as relaxed.
+    r->word.store((e << 1) | 1U, std::memory_order_release);
+    light_fence(membarrier_);  // (D3)
+    return e << 1;
   }
 
   /// Frees what epoch e allows from an unordered list (the orphans of exited threads).
