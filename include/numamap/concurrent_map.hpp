@@ -180,8 +180,19 @@ class concurrent_map {
       // The word is the value: copy it out after the lookup, straight into the result.
       // (Filling a local optional from the lookup's callback and returning it made GCC copy
       // the optional through memory, a store-forwarding stall that cost ~30% of a hit.)
+      // The full path is a call of its own (load_word_full), so that w never has its
+      // address taken here; it returns its answer in registers, and the two paths meet on
+      // a bool and a word, not on an optional, which GCC merged through the stack.
       std::uint64_t w = 0;
-      if (!lookup(k, [&w](std::uint64_t word) { w = word; })) return std::nullopt;
+      auto take = [&w](std::uint64_t word) { w = word; };
+      const detail::read_outcome r = try_lookup(k, take);
+      bool present = r == detail::read_outcome::hit;
+      if (r == detail::read_outcome::undecided) {
+        const found_word f = load_word_full(k);
+        present = f.present;
+        w = f.word;
+      }
+      if (!present) return std::nullopt;
       return shard_t::value_of(w);
     } else {
       // The value lives in a node that only the pin keeps alive: copy it while pinned.
@@ -427,10 +438,60 @@ class concurrent_map {
     };
   }
 
+  /// Whether a probe for a K may compare keys without testing the stored hash first: K is
+  /// the key type, kept in the slot, and equal means equal bits (std::equal_to of an
+  /// integer, an enum or a pointer). The key test is then one compare, as the hash test
+  /// is, and a hit no longer pays both (decisions.md D30).
+  template <class K>
+  static constexpr bool key_test_only = (std::is_same_v<K, Key> && detail::key_inline<Key> &&
+                                         std::is_same_v<KeyEqual, std::equal_to<Key>> &&
+                                         (std::is_integral_v<Key> || std::is_enum_v<Key> ||
+                                          std::is_pointer_v<Key>));
+
+  /// The read path's fast attempt (decisions.md D30): hash, pin (try_pin_outer), one load
+  /// of the shard's view word, a probe, one seqlock read (shard::try_read). It makes no
+  /// call, so the function it is inlined into needs few registers: every case it does not
+  /// decide (this thread's first pin on the map, a pin already held, a writer on the
+  /// entry, a miss in an amended view) returns `undecided` having counted nothing, and the
+  /// caller starts over on the full path, out of line. on_word(word) runs pinned on a hit.
+  template <class K, class F>
+  NUMAMAP_ALWAYS_INLINE detail::read_outcome try_lookup(const K& k, F& on_word) const {
+    const detail::hashed hv = hash_of(k);
+    const std::size_t i = hv.shard(shard_count_);
+    detail::thread_record* rec = nullptr;
+    std::uint64_t unpinned = 0;
+    if (!domain_->try_pin_outer(rec, unpinned)) return detail::read_outcome::undecided;
+    const detail::epoch_domain::outer_guard g(rec, unpinned);
+    return shard_t::template try_read<!key_test_only<K>>(reads_[i], i, hv, equal_to(k), rec,
+                                                         on_word);
+  }
+
+  /// What load_word_full found: two words, returned in registers.
+  struct found_word {
+    std::uint64_t word;
+    bool present;
+  };
+  /// load() for inline values when try_lookup did not decide.
+  template <class K>
+  NUMAMAP_NOINLINE found_word load_word_full(const K& k) const {
+    found_word f{0, false};
+    auto take = [&f](std::uint64_t word) { f.word = word; };
+    f.present = lookup_full(k, take);
+    return f;
+  }
+
   /// Finds k and calls on_word(word) while pinned; returns whether k was present.
-  /// The hit path: hash, pin, one load of the shard's view word, a probe, the entry.
   template <class K, class F>
   NUMAMAP_ALWAYS_INLINE bool lookup(const K& k, F&& on_word) const {
+    const detail::read_outcome r = try_lookup(k, on_word);
+    if (r != detail::read_outcome::undecided) return r == detail::read_outcome::hit;
+    return lookup_full(k, on_word);
+  }
+
+  /// lookup() from scratch, for every case: pin() (nested or first), the read table with
+  /// the seqlock read retried, and on a miss in an amended view the shard's lock.
+  template <class K, class F>
+  NUMAMAP_NOINLINE bool lookup_full(const K& k, F& on_word) const {
     const detail::hashed hv = hash_of(k);
     const std::size_t i = hv.shard(shard_count_);
     auto g = domain_->pin();
@@ -515,6 +576,18 @@ struct map_test_access {
     between();
     return m.shards_[i]->find_after_read_miss(hv, m.equal_to(k), g.record(), amended).state ==
            detail::state_present;
+  }
+  /// The read path's fast attempt alone (concurrent_map::try_lookup): what it decided
+  /// for k, with `word` the word it read on a hit.
+  template <class Map, class K>
+  static read_outcome try_lookup(const Map& m, const K& k, std::uint64_t& word) {
+    auto take = [&word](std::uint64_t w) { word = w; };
+    return m.try_lookup(k, take);
+  }
+  /// Whether the map's probes for a K skip the stored hash (concurrent_map::key_test_only).
+  template <class Map, class K>
+  static constexpr bool key_test_only() {
+    return Map::template key_test_only<K>;
   }
   /// Adds d to the calling thread's live-key count of shard i (ctr_size). A rebuild sizes
   /// its new table from that count, which in real runs lags the writers in flight; this

@@ -91,6 +91,9 @@ NUMAMAP_ALWAYS_INLINE void bump(thread_record* r, std::size_t i, std::uint64_t d
   c.store(c.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
 }
 
+/// What shard::try_read decided.
+enum class read_outcome { hit, absent, undecided };
+
 template <class Key, class Value, class Memory>
 class shard {
  public:
@@ -98,19 +101,21 @@ class shard {
   using table_t = entry_table<Key>;
   using snapshot = typename entry_t::snapshot;
   /// The read snapshot {table, amended} packed in one word: the table pointer (bits 3..47;
-  /// tables are 8-byte aligned and below 2^48), the amended flag in bit 0, and log2 of the
-  /// table's capacity in bits 56..63, so a probe needs no load of the table's header.
+  /// tables are 8-byte aligned and below 2^48), the amended flag in bit 0, and 64 - log2
+  /// of the table's capacity in bits 58..63, so a probe needs no load of the table's
+  /// header and the mask is one shift of all ones (capacity 8..2^47: the shift is 17..61).
   /// Publishing a view is one store.
   struct view {
     std::uintptr_t bits;
+    static constexpr unsigned shift_at = 58;
     static constexpr std::uintptr_t pointer_bits =
         ((std::uintptr_t{1} << 48) - 1) & ~std::uintptr_t{7};
     table_t* table() const noexcept { return reinterpret_cast<table_t*>(bits & pointer_bits); }
     bool amended() const noexcept { return (bits & 1U) != 0; }
-    std::size_t mask() const noexcept { return (std::size_t{1} << (bits >> 56)) - 1; }
-    template <class Eq>
+    std::size_t mask() const noexcept { return ~std::size_t{0} >> (bits >> shift_at); }
+    template <bool HashFirst = true, class Eq>
     NUMAMAP_ALWAYS_INLINE entry_t* find(const hashed& hv, const Eq& eq, std::uint32_t& c) const {
-      return table_t::find_masked(table(), mask(), hv.bucket_bits(), eq, c);
+      return table_t::template find_masked<HashFirst>(table(), mask(), hv.bucket_bits(), eq, c);
     }
     template <class Eq>
     entry_t* find(const hashed& hv, const Eq& eq) const {
@@ -226,6 +231,34 @@ class shard {
     if (!e->read_from(c, out)) out = e->read();  // a writer came between: the full loop
     bump(rec, index * ctr_per_shard + ctr_hits);
     return true;
+  }
+
+  /// The read path's one attempt without a lock or a retry (concurrent_map::try_lookup;
+  /// the caller is pinned): (S1) loads the view, the table is probed, and a hit gets one
+  /// seqlock read from the ctl the probe loaded. Decides, counts and returns `hit` (with
+  /// on_word(word) called, still pinned) or `absent` (the entry is deleted or expunged, or
+  /// the probed view is unamended and has no entry: find_after_read_miss's reasoning).
+  /// Returns `undecided`, having counted nothing, when a writer held or changed the entry
+  /// during the read or the probed view is amended: then the caller starts over on the
+  /// full path (find_in_read, find_after_read_miss).
+  template <bool HashFirst, class Eq, class F>
+  NUMAMAP_ALWAYS_INLINE static read_outcome try_read(const detail::atomic<std::uintptr_t>& read,
+                                                     std::size_t index, const hashed& hv,
+                                                     const Eq& eq, thread_record* rec, F& on_word) {
+    const view v{read.load(std::memory_order_acquire)};  // (S1)
+    std::uint32_t c = 0;
+    const entry_t* e = v.template find<HashFirst>(hv, eq, c);
+    if (e == nullptr) {
+      if (v.amended()) return read_outcome::undecided;
+      bump(rec, index * ctr_per_shard + ctr_table_misses);
+      return read_outcome::absent;
+    }
+    snapshot snap{};
+    if (!e->read_from(c, snap)) return read_outcome::undecided;
+    bump(rec, index * ctr_per_shard + ctr_hits);
+    if (snap.state != state_present) return read_outcome::absent;
+    on_word(snap.word);
+    return read_outcome::hit;
   }
 
   /// After find_in_read missed: counts the miss and, if the view it probed was amended,
@@ -911,7 +944,7 @@ class shard {
     unsigned log2 = 0;
     while ((std::size_t{1} << log2) < t->capacity()) ++log2;
     return reinterpret_cast<std::uintptr_t>(t) | (amended ? 1U : 0U) |
-           (static_cast<std::uintptr_t>(log2) << 56);
+           (static_cast<std::uintptr_t>(64 - log2) << view::shift_at);
   }
   view load_view(std::memory_order o) const noexcept { return view{read_.load(o)}; }
   /// Publishes a view (mu_ held).

@@ -101,12 +101,15 @@ class entry_table {
   /// find() with the mask given by the caller (the read view carries it); `c` receives the
   /// found entry's ctl as the probe loaded it, so a reader can finish its seqlock read from
   /// there (entry::read_from) without loading ctl again.
-  template <class Eq>
+  /// HashFirst false skips the stored hash and tests eq at once: for keys kept in the slot
+  /// whose equality is a compare of their bits, where the hash test costs what the key test
+  /// does and a hit pays both (concurrent_map::key_test_only).
+  template <bool HashFirst = true, class Eq>
   NUMAMAP_ALWAYS_INLINE static entry_t* find_masked(entry_table* t, std::size_t mask,
                                                     std::uint32_t bucket_bits, const Eq& eq,
                                                     std::uint32_t& c) {
     std::size_t at = 0;
-    return probe(t->slots(), mask, bucket_bits, eq, c, at);
+    return probe<HashFirst>(t->slots(), mask, bucket_bits, eq, c, at);
   }
 
   /// A writer's probe: find(), and, when the key is absent, where the probe stopped (`stop`:
@@ -203,8 +206,8 @@ class entry_table {
 
   /// Linear probing from the home slot: the entry for which eq holds (`at` its slot, `c` its
   /// ctl as loaded), or null at the first empty slot (`at` that slot). Lock-free, writes
-  /// nothing.
-  template <class Eq>
+  /// nothing. HashFirst: test the stored hash before eq (see find_masked).
+  template <bool HashFirst = true, class Eq>
   NUMAMAP_ALWAYS_INLINE static entry_t* probe(entry_t* slots, std::size_t mask,
                                               std::uint32_t bucket_bits, const Eq& eq,
                                               std::uint32_t& c, std::size_t& at) {
@@ -219,7 +222,7 @@ class entry_table {
         at = i;
         return nullptr;
       }
-      if (s.hash == bucket_bits && eq(s)) {
+      if ((!HashFirst || s.hash == bucket_bits) && eq(s)) {
         at = i;
         return &s;
       }
