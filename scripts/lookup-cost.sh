@@ -14,10 +14,13 @@
 # Needs valgrind (Debian: apt-get install valgrind). Takes about 10 s per map at 100K keys.
 #
 # Per map it runs numamap_compare on one thread under callgrind with its cache simulator
-# (D1 32 KiB 8-way, LL 32 MiB 16-way, 64-byte lines) and divides the inclusive counts of the
-# adapter's load() by the number of calls (libcuckoo's adapter is inlined into the driver:
-# there, of the map's find()). The counts include the adapter's call, which all maps pay
-# alike, and the smoke test's loads before the timed run.
+# (D1 32 KiB 8-way, LL 32 MiB 16-way, 64-byte lines) and its branch predictor simulator (2-bit
+# counters indexed by the branch's address and the last few outcomes, as valgrind's manual
+# describes it: older than a current core's, so its mispredictions are a relative measure,
+# but a branch on the length of a probe is one no predictor can learn), and divides the
+# inclusive counts of the adapter's load() by the number of calls (libcuckoo's adapter is
+# inlined into the driver: there, of the map's find()). The counts include the adapter's
+# call, which all maps pay alike, and the smoke test's loads before the timed run.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -58,14 +61,15 @@ trap 'rm -rf "$work"' EXIT
 python=/usr/bin/python3
 [[ -x $python ]] || python=python3
 
-echo "| map | Ir / load | data reads / load | D1 read misses / load | LL read misses / load | loads counted |"
-echo "|---|---|---|---|---|---|"
+echo "| map | Ir / load | data reads / load | D1 read misses / load | LL read misses / load | cond. branches / load | mispredicted / load | loads counted |"
+echo "|---|---|---|---|---|---|---|---|"
 IFS=, read -r -a list <<<"$maps"
 for m in "${list[@]}"; do
   # Time-based runs: under valgrind 0.3 s of wall time is a few million operations.
   # --fair-sched: valgrind runs one thread at a time; without it the driver's timer thread
   # can wait for seconds behind the worker.
-  valgrind --tool=callgrind --fair-sched=yes --cache-sim=yes --D1=32768,8,64 --LL=33554432,16,64 \
+  valgrind --tool=callgrind --fair-sched=yes --cache-sim=yes --branch-sim=yes \
+    --D1=32768,8,64 --LL=33554432,16,64 \
     --callgrind-out-file="$work/$m.out" \
     "$compare" --maps "$m" --mixes "$mix" --sizes "$size" --threads 1 --reps 1 \
     --seconds 0.3 --warmup 0.1 --no-isolate --no-pin --out "$work/$m" >"$work/$m.log" 2>&1 || {
@@ -119,6 +123,6 @@ if not calls:
     sys.exit(f"lookup-cost.sh: no calls of {map_name}'s adapter load() found in {path}")
 per = {e: inclusive[i] / calls for i, e in enumerate(events)}
 print(f"| {map_name} | {per.get('Ir', 0):.1f} | {per.get('Dr', 0):.1f} | {per.get('D1mr', 0):.2f} "
-      f"| {per.get('DLmr', 0):.3f} | {calls} |")
+      f"| {per.get('DLmr', 0):.3f} | {per.get('Bc', 0):.1f} | {per.get('Bcm', 0):.2f} | {calls} |")
 EOF
 done
