@@ -212,6 +212,21 @@ class entry_table {
                                               std::uint32_t bucket_bits, const Eq& eq,
                                               std::uint32_t& c, std::size_t& at) {
     std::size_t i = bucket_bits & mask;
+    {
+      // The home slot first, apart: whether the probe goes on from it or from the next slot
+      // is computed, not branched on. A hit's slot is k slots past its home, k = 0, 1, 2,
+      // ... at random, and a branch taken at the k-th slot is one no predictor learns: it
+      // missed about once a lookup. From here the loop's first test finds the key when k
+      // <= 1, the common case (decisions.md D30).
+      entry_t& s = slots[i];
+      c = s.ctl.load(std::memory_order_acquire);  // (T1), as below
+      if (c == 0) {
+        at = i;
+        return nullptr;
+      }
+      const bool maybe_here = HashFirst ? s.hash == bucket_bits : eq(s);
+      i = (i + static_cast<std::size_t>(!maybe_here)) & mask;
+    }
     for (;;) {
       entry_t& s = slots[i];
       // (T1) acquire: pairs with (T2), and as (E1) with entry's (E6). Seeing the slot full
