@@ -65,7 +65,7 @@ enum class colour : std::uint32_t { none = 0, red = 1, blue = 2 };
 /// Every key in one bucket of one shard: each probe walks the whole chain.
 template <class K>
 struct one_bucket_hash {
-  std::size_t operator()(const K&) const noexcept { return 42; }
+  std::size_t operator()(const K& /*key*/) const noexcept { return 42; }
 };
 
 }  // namespace
@@ -156,7 +156,8 @@ TEST_CASE("fast read: a thread's first load and another map in its fast slot go 
   CHECK(a.load(7) == std::optional<std::uint64_t>(70));
 
   // A new thread has no record for a yet.
-  std::string first, second;
+  std::string first;
+  std::string second;
   std::optional<std::uint64_t> loaded;
   std::thread t([&] {
     std::uint64_t tw = 0;
