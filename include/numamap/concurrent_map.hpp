@@ -418,15 +418,19 @@ class concurrent_map {
   shard_t& shard_for(const detail::hashed& hv) const noexcept {
     return *shards_[hv.shard(shard_count_)];
   }
-  /// The probe's key test. A small, trivially copyable key is captured by value: the probe
-  /// then compares against a register, and the key need not live in memory (a captured
-  /// reference made GCC spill it and reload it at every probed slot).
+  /// The probe's key test (detail::key_test: every probe of the map tests the stored hash
+  /// first unless key_test_only<K>). A small, trivially copyable key is captured by value:
+  /// the probe then compares against a register, and the key need not live in memory (a
+  /// captured reference made GCC spill it and reload it at every probed slot).
   template <class K>
   auto equal_to(const K& k) const {
+    constexpr bool hash_first = !key_test_only<K>;
     if constexpr (std::is_trivially_copyable_v<K> && sizeof(K) <= 2 * sizeof(void*)) {
-      return [this, k](const detail::entry<Key>& e) -> bool { return eq_(e.key(), k); };
+      auto eq = [this, k](const detail::entry<Key>& e) -> bool { return eq_(e.key(), k); };
+      return detail::key_test<decltype(eq), hash_first>{eq};
     } else {
-      return [this, &k](const detail::entry<Key>& e) -> bool { return eq_(e.key(), k); };
+      auto eq = [this, &k](const detail::entry<Key>& e) -> bool { return eq_(e.key(), k); };
+      return detail::key_test<decltype(eq), hash_first>{eq};
     }
   }
   static auto key_maker(const Key& k) {
@@ -462,8 +466,7 @@ class concurrent_map {
     std::uint64_t unpinned = 0;
     if (!domain_->try_pin_outer(rec, unpinned)) return detail::read_outcome::undecided;
     const detail::epoch_domain::outer_guard g(rec, unpinned);
-    return shard_t::template try_read<!key_test_only<K>>(reads_[i], i, hv, equal_to(k), rec,
-                                                         on_word);
+    return shard_t::try_read(reads_[i], i, hv, equal_to(k), rec, on_word);
   }
 
   /// What load_word_full found: two words, returned in registers.

@@ -113,9 +113,9 @@ class shard {
     table_t* table() const noexcept { return reinterpret_cast<table_t*>(bits & pointer_bits); }
     bool amended() const noexcept { return (bits & 1U) != 0; }
     std::size_t mask() const noexcept { return ~std::size_t{0} >> (bits >> shift_at); }
-    template <bool HashFirst = true, class Eq>
+    template <class Eq>
     NUMAMAP_ALWAYS_INLINE entry_t* find(const hashed& hv, const Eq& eq, std::uint32_t& c) const {
-      return table_t::template find_masked<HashFirst>(table(), mask(), hv.bucket_bits(), eq, c);
+      return table_t::find_masked(table(), mask(), hv.bucket_bits(), eq, c);
     }
     template <class Eq>
     entry_t* find(const hashed& hv, const Eq& eq) const {
@@ -241,13 +241,13 @@ class shard {
   /// Returns `undecided`, having counted nothing, when a writer held or changed the entry
   /// during the read or the probed view is amended: then the caller starts over on the
   /// full path (find_in_read, find_after_read_miss).
-  template <bool HashFirst, class Eq, class F>
+  template <class Eq, class F>
   NUMAMAP_ALWAYS_INLINE static read_outcome try_read(const detail::atomic<std::uintptr_t>& read,
                                                      std::size_t index, const hashed& hv,
                                                      const Eq& eq, thread_record* rec, F& on_word) {
     const view v{read.load(std::memory_order_acquire)};  // (S1)
     std::uint32_t c = 0;
-    const entry_t* e = v.template find<HashFirst>(hv, eq, c);
+    const entry_t* e = v.find(hv, eq, c);
     if (e == nullptr) {
       if (v.amended()) return read_outcome::undecided;
       bump(rec, index * ctr_per_shard + ctr_table_misses);

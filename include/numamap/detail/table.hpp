@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <new>
+#include <type_traits>
 
 #include "../config.hpp"
 #include "atomic.hpp"
@@ -41,6 +42,26 @@ inline constexpr std::size_t max_load_den = 16;
 constexpr bool within_max_load(std::size_t entries, std::size_t capacity) noexcept {
   return entries * max_load_den <= capacity * max_load_num;
 }
+
+/// A probe's key test: eq(entry) says whether the entry holds the key. hash_first: test the
+/// entry's stored hash before calling eq. concurrent_map::equal_to sets it false for keys
+/// kept in the slot whose equality is a compare of their bits, where the hash test costs
+/// what the key test does and a hit paid both (key_test_only, decisions.md D30).
+template <class Eq, bool HashFirst>
+struct key_test {
+  static constexpr bool hash_first = HashFirst;
+  Eq eq;
+  template <class Entry>
+  bool operator()(const Entry& e) const {
+    return eq(e);
+  }
+};
+
+/// Whether a probe with key test Eq tests the stored hash first: Eq::hash_first, else true.
+template <class Eq, class = void>
+inline constexpr bool hash_first_v = true;
+template <class Eq>
+inline constexpr bool hash_first_v<Eq, std::void_t<decltype(Eq::hash_first)>> = Eq::hash_first;
 
 template <class Key>
 class entry_table {
@@ -101,15 +122,12 @@ class entry_table {
   /// find() with the mask given by the caller (the read view carries it); `c` receives the
   /// found entry's ctl as the probe loaded it, so a reader can finish its seqlock read from
   /// there (entry::read_from) without loading ctl again.
-  /// HashFirst false skips the stored hash and tests eq at once: for keys kept in the slot
-  /// whose equality is a compare of their bits, where the hash test costs what the key test
-  /// does and a hit pays both (concurrent_map::key_test_only).
-  template <bool HashFirst = true, class Eq>
+  template <class Eq>
   NUMAMAP_ALWAYS_INLINE static entry_t* find_masked(entry_table* t, std::size_t mask,
                                                     std::uint32_t bucket_bits, const Eq& eq,
                                                     std::uint32_t& c) {
     std::size_t at = 0;
-    return probe<HashFirst>(t->slots(), mask, bucket_bits, eq, c, at);
+    return probe(t->slots(), mask, bucket_bits, eq, c, at);
   }
 
   /// A writer's probe: find(), and, when the key is absent, where the probe stopped (`stop`:
@@ -206,11 +224,12 @@ class entry_table {
 
   /// Linear probing from the home slot: the entry for which eq holds (`at` its slot, `c` its
   /// ctl as loaded), or null at the first empty slot (`at` that slot). Lock-free, writes
-  /// nothing. HashFirst: test the stored hash before eq (see find_masked).
-  template <bool HashFirst = true, class Eq>
+  /// nothing. Tests the stored hash before eq unless Eq says not to (key_test).
+  template <class Eq>
   NUMAMAP_ALWAYS_INLINE static entry_t* probe(entry_t* slots, std::size_t mask,
                                               std::uint32_t bucket_bits, const Eq& eq,
                                               std::uint32_t& c, std::size_t& at) {
+    constexpr bool hash_first = hash_first_v<Eq>;
     std::size_t i = bucket_bits & mask;
     {
       // The home slot first, apart: whether the probe goes on from it or from the next slot
@@ -224,7 +243,7 @@ class entry_table {
         at = i;
         return nullptr;
       }
-      const bool maybe_here = HashFirst ? s.hash == bucket_bits : eq(s);
+      const bool maybe_here = hash_first ? s.hash == bucket_bits : eq(s);
       i = (i + static_cast<std::size_t>(!maybe_here)) & mask;
     }
     for (;;) {
@@ -237,7 +256,7 @@ class entry_table {
         at = i;
         return nullptr;
       }
-      if ((!HashFirst || s.hash == bucket_bits) && eq(s)) {
+      if ((!hash_first || s.hash == bucket_bits) && eq(s)) {
         at = i;
         return &s;
       }
