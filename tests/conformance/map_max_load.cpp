@@ -7,7 +7,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <numamap/numamap.hpp>
-#include <vector>
 
 #include "test_catch.hpp"
 
@@ -49,56 +48,4 @@ TEST_CASE("map: a read table fills to its maximum load before new keys go to the
   CHECK(largest >= 4096);
   CHECK(m.size() == keys);
   for (std::uint64_t k = 0; k < keys; k += 97) CHECK(m.load(k) == k + 1);
-}
-
-// A table whose deleted entries outnumber its live ones is being churned: its rebuild sizes
-// the new table for twice the live keys (load <= 1/4), so fresh keys fill it 2.9x longer
-// before the next rebuild; a rebuild of a table full of live keys sizes for them alone
-// (load <= 1/2; decisions.md D31). Keys come and go at a steady count per shard.
-TEST_CASE("map: a rebuild sizes a table crowded by deleted entries for twice its live keys",
-          "[conformance][promotion]") {
-  map_t::options o;
-  o.shards_per_node = 1;
-  map_t m(o);
-  constexpr std::uint64_t live_keys = 3000;
-  const std::size_t shards = m.shard_count();
-  std::vector<std::size_t> live(shards, 0);
-  std::size_t grown = 0;  // rebuilds of tables without a deleted entry
-  for (std::uint64_t k = 0; k < live_keys; ++k) {
-    const std::size_t i = map_test_access::shard_of(m, k);
-    const auto before = map_test_access::read_table(m, i);
-    m.store(k, k + 1);
-    const auto after = map_test_access::read_table(m, i);
-    if (after.table != before.table && before.capacity >= 64) {
-      ++grown;
-      INFO("key " << k << ", live " << live[i] << ", capacity " << after.capacity);
-      CHECK(after.capacity < 4 * (live[i] + 1));
-    }
-    ++live[i];
-  }
-  CHECK(grown >= 3);
-  std::size_t churned = 0;  // rebuilds of tables with more deleted entries than live keys
-  for (std::uint64_t k = live_keys; k < 40 * live_keys; ++k) {
-    const std::size_t i = map_test_access::shard_of(m, k);
-    const auto before = map_test_access::read_table(m, i);
-    const std::size_t live_before = live[i];
-    m.store(k, k + 1);
-    ++live[i];
-    const auto after = map_test_access::read_table(m, i);
-    const std::uint64_t old = k - live_keys;
-    REQUIRE(m.erase(old));
-    --live[map_test_access::shard_of(m, old)];
-    if (after.table == before.table || before.capacity < 64) continue;
-    INFO("key " << k << ", shard " << i << ", live " << live_before << ", full slots "
-                << before.used << ", capacity " << before.capacity << " -> " << after.capacity);
-    // Full slots are live keys (some perhaps in the dirty map) and deleted entries.
-    if (before.used >= 2 * live_before + 64) {
-      ++churned;
-      CHECK(after.capacity >= 4 * live_before);
-      CHECK(after.capacity <= 8 * (live_before + 1));
-    }
-  }
-  CHECK(churned >= 3);
-  CHECK(m.size() == live_keys);
-  for (std::uint64_t k = 39 * live_keys; k < 40 * live_keys; k += 7) CHECK(m.load(k) == k + 1);
 }

@@ -23,9 +23,7 @@ using numamap_test::faulty_memory;
 using map_t = numamap::concurrent_map<std::uint64_t, std::uint64_t, std::hash<std::uint64_t>,
                                       std::equal_to<std::uint64_t>, faulty_memory>;
 
-// Enough keys that the new table must grow although the rebuild, seeing more deleted than
-// live entries (the skew), sizes it for twice the counted keys (decisions.md D31).
-constexpr std::uint64_t n = 3000;
+constexpr std::uint64_t n = 2000;
 
 std::uint64_t value_of(std::uint64_t k) { return k * 3 + 1; }
 

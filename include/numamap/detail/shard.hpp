@@ -845,13 +845,12 @@ class shard {
       // read() below waits for it). The new table is sized for the live count (size()), which
       // lags writers in flight, so the copy grows it if it fills (grow_unpublished); a
       // counting pass over t, which an exact size needs, read the whole table once more
-      // with mu_ held (decisions.md D26). A table crowded by deleted entries gets twice
-      // the room (rebuild_capacity, D31).
+      // with mu_ held (decisions.md D26).
       t->freeze();
       table_t* nt = nullptr;
       try {
         rec->bag.reserve_more(1);
-        nt = new_table(rebuild_capacity(live_t + d, dead_t));
+        nt = new_table(capacity_for(live_t + d));
       } catch (...) {
         // No writer acted on the flag other than by waiting for mu_, still held: undo it.
         t->thaw();

@@ -305,16 +305,5 @@ inline std::size_t capacity_for(std::size_t n) noexcept {
   return c < 8 ? 8 : c;
 }
 
-/// A rebuild's capacity for n live entries, leaving `dead` deleted ones behind. A table
-/// whose deleted entries outnumbered its live ones is being churned (keys come and go; a
-/// deleted slot is never reused, since readers rely on a full slot keeping its key), and
-/// its next rebuild comes when fresh keys have filled the free slots again. Such a table
-/// gets room for 2n (load <= 1/4): 2.9x as many inserts between rebuilds at 100K keys in
-/// 16 shards, each rebuild scanning twice the slots, for twice the memory while the churn
-/// lasts (decisions.md D31). Any other rebuild sizes for n.
-inline std::size_t rebuild_capacity(std::size_t n, std::size_t dead) noexcept {
-  return capacity_for(dead > n ? 2 * n : n);
-}
-
 }  // namespace detail
 NUMAMAP_END_NAMESPACE
