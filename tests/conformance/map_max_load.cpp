@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <numamap/numamap.hpp>
+#include <vector>
 
 #include "test_catch.hpp"
 
@@ -48,4 +49,54 @@ TEST_CASE("map: a read table fills to its maximum load before new keys go to the
   CHECK(largest >= 4096);
   CHECK(m.size() == keys);
   for (std::uint64_t k = 0; k < keys; k += 97) CHECK(m.load(k) == k + 1);
+}
+
+// A full table whose deleted entries outnumber its live ones is rebuilt by the store that
+// finds it full, and the new key goes into the new table: no round through the dirty map,
+// which would grow by doubling only to be promoted into a rebuild anyway (decisions.md D31).
+// Keys come and go at a steady count per shard.
+TEST_CASE("map: a full table crowded by deleted entries is rebuilt at once, not amended",
+          "[conformance][promotion]") {
+  map_t::options o;
+  o.shards_per_node = 1;
+  map_t m(o);
+  constexpr std::uint64_t live_keys = 3000;
+  std::vector<std::size_t> live(m.shard_count(), 0);
+  for (std::uint64_t k = 0; k < live_keys; ++k) {
+    m.store(k, k + 1);
+    ++live[map_test_access::shard_of(m, k)];
+  }
+  std::size_t compacted = 0;  // full tables with more deleted entries than live keys
+  std::size_t amended = 0;    // full tables with fewer
+  for (std::uint64_t k = live_keys; k < 20 * live_keys; ++k) {
+    const std::size_t i = map_test_access::shard_of(m, k);
+    const auto before = map_test_access::read_table(m, i);
+    const std::size_t live_before = live[i];
+    m.store(k, k + 1);
+    ++live[i];
+    const auto after = map_test_access::read_table(m, i);
+    const std::uint64_t old = k - live_keys;
+    REQUIRE(m.erase(old));
+    --live[map_test_access::shard_of(m, old)];
+    const bool full = (before.used + 1) * max_load_den > before.capacity * max_load_num;
+    if (!full || before.amended || before.capacity < 64) continue;
+    INFO("key " << k << ", shard " << i << ", live " << live_before << ", full slots "
+                << before.used << " of " << before.capacity);
+    // Not amended: every live key of the shard is in the table, the other full slots are
+    // deleted entries.
+    if (before.used > 2 * live_before + 8) {
+      ++compacted;
+      CHECK(after.table != before.table);
+      CHECK_FALSE(after.amended);
+      CHECK(after.used * 2 <= after.capacity);
+    } else {
+      ++amended;
+      CHECK(after.table == before.table);
+      CHECK(after.amended);
+    }
+  }
+  CHECK(compacted >= 3);
+  CHECK(amended >= 1);
+  CHECK(m.size() == live_keys);
+  for (std::uint64_t k = 19 * live_keys; k < 20 * live_keys; k += 7) CHECK(m.load(k) == k + 1);
 }

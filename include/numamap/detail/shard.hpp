@@ -12,7 +12,9 @@
 //         promotion, O(n) per cycle; here that copy does not exist. And while the current
 //         table has a free slot (load <= 13/16), a new key goes straight into it (an append of
 //         one key, see insert_new_locked), so the dirty map is used only while the table is
-//         full or the shard has none yet.
+//         full or the shard has none yet. A full table whose deleted entries outnumber its
+//         live ones is rebuilt at once by the insert that finds it full (it would be at the
+//         next promotion anyway), and the key goes into the new table.
 // misses_ Lookups that had to take mu_ and look in dirty_ since the last promotion.
 //         Guarded by mu_, so it shares a line with nothing readers touch.
 //
@@ -725,9 +727,20 @@ class shard {
   template <class MakeKey>
   void insert_new_locked(const hashed& hv, const MakeKey& make_key, std::uint64_t w,
                          const stop_hint& stop, thread_record* rec) {
-    const view v = load_view(std::memory_order_relaxed);  // as (S2)
+    view v = load_view(std::memory_order_relaxed);  // as (S2)
     table_t* t = v.table();
-    const bool direct = t != empty_table() && t->fits(1);
+    bool direct = t != empty_table() && t->fits(1);
+    // A full table crowded by deleted entries (keys come and go: a deleted slot is never
+    // reused, since readers rely on a full slot keeping its key) is rebuilt now, with the
+    // dirty map empty, as promote_locked would after the dirty map had grown to its
+    // threshold by doubling; the key then goes into the new table (decisions.md D31). If
+    // no memory can be had, the key goes to the dirty map as before. The check sums every
+    // thread's count (size()), once per table filled: the view is amended after it.
+    if (!direct && t != empty_table() && !v.amended() && crowded_locked(t) && promote_locked()) {
+      v = load_view(std::memory_order_relaxed);  // the rebuilt table; stop was for t
+      t = v.table();
+      direct = t->fits(1);
+    }
     if (!direct && !dirty_->fits(1)) grow_dirty_locked();
     const key_slot<Key> k = make_key_slot(make_key);  // may throw: nothing changed yet
     // (T2) inside emplace. Direct: readers probing t see the slot or not; both are right,
@@ -812,6 +825,14 @@ class shard {
                         std::memory_order_relaxed);  // written under mu_ only
     if (++misses_ < dirty_->used()) return;
     (void)promote_locked();
+  }
+
+  /// Whether deleted entries outnumber the live ones in t (current, mu_ held): the test
+  /// with which promote_locked chooses a rebuild over an append.
+  bool crowded_locked(const table_t* t) const noexcept {
+    const std::size_t live = live_in_table_locked();
+    const std::size_t dead = t->used() > live ? t->used() - live : 0;
+    return dead * 2 > t->used() + 8;
   }
 
   std::size_t live_in_table_locked() const noexcept {
