@@ -1,0 +1,114 @@
+// entry_table's probe decides on the tags, 16 slots at a time (decisions.md D32). Checked
+// against the table's own control words: for random inserts and erases (the dirty map's
+// backward shift moves and clears slots, and their tags with them), every probe finds what
+// a slot-by-slot walk over ctl finds, and stops where that walk stops. The bucket bits are
+// chosen so that homes crowd the table's last group (probes wrap around), and keys share
+// their tag (top 7 bucket bits) or their whole bucket bits with others.
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <new>
+#include <numamap/numamap.hpp>
+#include <random>
+
+#include "test_catch.hpp"
+#include "test_env.hpp"
+
+namespace {
+
+using table_t = numamap::detail::entry_table<std::uint64_t>;
+using entry_t = table_t::entry_t;
+
+struct table_box {
+  explicit table_box(std::size_t capacity)
+      : mem(static_cast<unsigned char*>(
+            ::operator new (table_t::bytes_for(capacity), std::align_val_t{alignof(table_t)}))),
+        t(table_t::create_at(mem, capacity)) {}
+  ~table_box() {
+    t->~table_t();
+    ::operator delete (mem, std::align_val_t{alignof(table_t)});
+  }
+  table_box(const table_box&) = delete;
+  table_box& operator=(const table_box&) = delete;
+  unsigned char* mem;
+  table_t* t;
+};
+
+numamap::detail::key_slot<std::uint64_t> slot_of(std::uint64_t k) {
+  numamap::detail::key_slot<std::uint64_t> s;
+  new (s.bytes) std::uint64_t(k);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("table: probes on tags agree with a walk over the control words", "[unit][table]") {
+  const std::uint64_t seed = numamap_test::test_seed("table.tags");
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  for (const std::size_t capacity : {std::size_t{16}, std::size_t{64}}) {
+    table_box box(capacity);
+    table_t& t = *box.t;
+    const std::size_t mask = capacity - 1;
+    std::map<std::uint64_t, std::uint32_t> present;  // key -> bucket bits
+    std::uint64_t next_key = 1;
+    auto bucket_for = [&](std::uint64_t) {
+      // Homes in the last group's upper half or anywhere; tags from 2 values or all 128.
+      const std::uint32_t home = (rng() % 2 == 0)
+                                     ? static_cast<std::uint32_t>(capacity - 1 - rng() % 8)
+                                     : static_cast<std::uint32_t>(rng() % capacity);
+      const std::uint32_t top = (rng() % 2 == 0) ? static_cast<std::uint32_t>(rng() % 2)
+                                                 : static_cast<std::uint32_t>(rng() % 128);
+      const std::uint32_t mid = static_cast<std::uint32_t>(rng() % 4) << 8;  // unused by both
+      return (top << 25) | mid | home;
+    };
+    std::size_t checks = 0;
+    for (int step = 0; step < 20000; ++step) {
+      const bool insert = present.empty() || (t.fits(1) && rng() % 2 == 0);
+      if (insert) {
+        const std::uint64_t k = next_key++;
+        const std::uint32_t b = bucket_for(k);
+        std::size_t stop = 0;
+        REQUIRE(t.find_or_stop(
+                    b, [&](const entry_t& e) { return e.key() == k; }, stop) == nullptr);
+        // The first empty slot from the home, over ctl.
+        std::size_t i = b & mask;
+        while (!t.is_empty_slot(i)) i = (i + 1) & mask;
+        REQUIRE(stop == i);
+        t.emplace_at(stop, b, slot_of(k), k * 7);
+        present.emplace(k, b);
+      } else {
+        auto it = present.begin();
+        std::advance(it, static_cast<long>(rng() % present.size()));
+        const std::uint64_t k = it->first;
+        const entry_t* e = t.find(it->second, [&](const entry_t& x) { return x.key() == k; });
+        REQUIRE(e != nullptr);
+        REQUIRE(t.erase(e));
+        present.erase(it);
+      }
+      // Every present key is found, with its word; keys gone or never stored are not, and
+      // their probes stop at the first empty slot of a walk over ctl.
+      for (const auto& [k, b] : present) {
+        std::size_t stop = 0;
+        const entry_t* e = t.find_or_stop(
+            b, [&, key = k](const entry_t& x) { return x.key() == key; }, stop);
+        REQUIRE(e != nullptr);
+        CHECK(e->key() == k);
+        CHECK(e->word.load(std::memory_order_relaxed) == k * 7);
+        CHECK(e->hash == b);
+        ++checks;
+      }
+      const std::uint64_t absent = next_key + 1000;
+      const std::uint32_t b = bucket_for(absent);
+      std::size_t stop = 0;
+      CHECK(t.find_or_stop(
+                b, [&](const entry_t& x) { return x.key() == absent; }, stop) == nullptr);
+      std::size_t i = b & mask;
+      while (!t.is_empty_slot(i)) i = (i + 1) & mask;
+      CHECK(stop == i);
+    }
+    CHECK(checks > 10000);
+    CHECK(t.used() == present.size());
+  }
+}
