@@ -41,6 +41,14 @@ numamap::detail::key_slot<std::uint64_t> slot_of(std::uint64_t k) {
   return s;
 }
 
+/// The first empty slot from the home of these bucket bits, walking slot by slot over ctl.
+std::size_t first_empty(const table_t& t, std::uint32_t bucket_bits) {
+  const std::size_t mask = t.capacity() - 1;
+  std::size_t i = bucket_bits & mask;
+  while (!t.is_empty_slot(i)) i = (i + 1) & mask;
+  return i;
+}
+
 }  // namespace
 
 TEST_CASE("table: probes on tags agree with a walk over the control words", "[unit][table]") {
@@ -50,7 +58,6 @@ TEST_CASE("table: probes on tags agree with a walk over the control words", "[un
   for (const std::size_t capacity : {std::size_t{16}, std::size_t{64}}) {
     table_box box(capacity);
     table_t& t = *box.t;
-    const std::size_t mask = capacity - 1;
     std::map<std::uint64_t, std::uint32_t> present;  // key -> bucket bits
     std::uint64_t next_key = 1;
     auto bucket_for = [&](std::uint64_t) {
@@ -72,10 +79,7 @@ TEST_CASE("table: probes on tags agree with a walk over the control words", "[un
         std::size_t stop = 0;
         REQUIRE(t.find_or_stop(
                     b, [&](const entry_t& e) { return e.key() == k; }, stop) == nullptr);
-        // The first empty slot from the home, over ctl.
-        std::size_t i = b & mask;
-        while (!t.is_empty_slot(i)) i = (i + 1) & mask;
-        REQUIRE(stop == i);
+        REQUIRE(stop == first_empty(t, b));
         t.emplace_at(stop, b, slot_of(k), k * 7);
         present.emplace(k, b);
       } else {
@@ -104,9 +108,7 @@ TEST_CASE("table: probes on tags agree with a walk over the control words", "[un
       std::size_t stop = 0;
       CHECK(t.find_or_stop(
                 b, [&](const entry_t& x) { return x.key() == absent; }, stop) == nullptr);
-      std::size_t i = b & mask;
-      while (!t.is_empty_slot(i)) i = (i + 1) & mask;
-      CHECK(stop == i);
+      CHECK(stop == first_empty(t, b));
     }
     CHECK(checks > 10000);
     CHECK(t.used() == present.size());

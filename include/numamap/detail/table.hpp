@@ -242,7 +242,10 @@ class entry_table {
   /// Empties the table without freeing what the entries point to (their keys and values
   /// changed hands). Writer-only, for tables no reader probes without the lock.
   void clear() noexcept {
-    for (std::size_t i = 0; i <= mask_; ++i) clear_slot(i);
+    for (std::size_t i = 0; i <= mask_; ++i) clear_entry(slots()[i]);
+    // The tags a word at a time (clear_slot's load and store per slot, eight per word).
+    tag_word* tw = tags_of(slots(), mask_);
+    for (std::size_t g = 0; g <= (mask_ >> 3); ++g) tw[g].store(0, std::memory_order_relaxed);
     used_ = 0;
   }
 
@@ -369,11 +372,14 @@ class entry_table {
     set_tag(d, tag_of(src.hash));
   }
   void clear_slot(std::size_t i) noexcept {
-    entry_t& s = slots()[i];
+    clear_entry(slots()[i]);
+    set_tag(i, 0);
+  }
+  /// A slot's fields back to empty (its tag is the caller's).
+  static void clear_entry(entry_t& s) noexcept {
     s.ctl.store(0, std::memory_order_relaxed);
     s.word.store(0, std::memory_order_relaxed);
     s.hash = 0;
-    set_tag(i, 0);
   }
 
   // mask_ and frozen_ are read by lock-free writers (every probe, every lock of an entry);
