@@ -146,6 +146,9 @@ struct row {
   double prefill_seconds = 0;
   double cpu_share = 0;  // CPU time the workers got / their wall time (< 1: others ran too)
   std::uint64_t samples = 0;
+  // ns for a cache line to pass from worker 0's cpu to worker 1's, measured right after the
+  // timed run (workload.hpp, handoff_ns); -1 unpinned or on one cpu.
+  double handoff_ns = -1;
   std::string check = "ok";
 };
 
@@ -401,6 +404,7 @@ class prepared_map final : public prepared {
     std::this_thread::sleep_for(std::chrono::duration<double>(opt.seconds));
     ctl.stop.store(true, std::memory_order_relaxed);
     for (auto& th : threads) th.join();
+    if (opt.pin) out.handoff_ns = handoff_ns();
 
     latency_histogram all, loads;
     std::uint64_t misses = 0;
@@ -907,16 +911,18 @@ void write_meta(const config& cfg, const std::vector<map_entry>& maps, int argc,
 
 const char* csv_header =
     "map,mix,size,threads,rep,ops,seconds,mops,p50_ns,p99_ns,p999_ns,load_p50_ns,load_p99_ns,"
-    "load_p999_ns,rss_bytes_per_entry,alloc_bytes_per_entry,prefill_s,cpu_share,samples,check\n";
+    "load_p999_ns,rss_bytes_per_entry,alloc_bytes_per_entry,prefill_s,cpu_share,samples,handoff_ns,"
+    "check\n";
 
 void write_row(std::FILE* f, const row& r) {
   std::fprintf(f,
                "%s,%s,%" PRIu64 ",%u,%d,%" PRIu64
                ",%.4f,%.3f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.2f,"
-               "%.2f,%.3f,%.3f,%" PRIu64 ",%s\n",
+               "%.2f,%.3f,%.3f,%" PRIu64 ",%.1f,%s\n",
                r.map.c_str(), r.mix->name, r.size, r.threads, r.rep, r.ops, r.seconds, r.mops,
                r.p50, r.p99, r.p999, r.load_p50, r.load_p99, r.load_p999, r.rss_bytes_per_entry,
-               r.alloc_bytes_per_entry, r.prefill_seconds, r.cpu_share, r.samples, r.check.c_str());
+               r.alloc_bytes_per_entry, r.prefill_seconds, r.cpu_share, r.samples, r.handoff_ns,
+               r.check.c_str());
   std::fflush(f);
 }
 

@@ -63,6 +63,8 @@ def load(results_dir):
                       "load_p99_ns", "load_p999_ns", "rss_bytes_per_entry",
                       "alloc_bytes_per_entry", "prefill_s", "cpu_share"):
                 r[k] = float(r.get(k) or 0)
+            # Absent in results from before the column existed: unknown, as when unpinned.
+            r["handoff_ns"] = float(r.get("handoff_ns") or -1)
             rows.append(r)
     meta = {}
     source_path = os.path.join(results_dir, "source.txt")
@@ -90,6 +92,8 @@ def aggregate(rows):
         agg["mops_min"] = min(r["mops"] for r in rs)
         agg["mops_max"] = max(r["mops"] for r in rs)
         agg["mops_by_rep"] = {r["rep"]: r["mops"] for r in rs}
+        handoffs = [r["handoff_ns"] for r in rs if r["handoff_ns"] >= 0]
+        agg["handoff_ns"] = handoffs
         out[key] = agg
     return out
 
@@ -405,8 +409,8 @@ def markdown(agg, maps, mixes, sizes, bpe, meta):
         lines.append(f"### Throughput, {size_label(n)} keys (Mops/s, median)")
         lines.append("")
         head = "| mix | threads | " + " | ".join(maps) + (" | numamap / best peer" if NUMAMAP in maps else "")
-        lines.append(head + " | cpu share |")
-        lines.append("|---|---|" + "---|" * len(maps) + ("---|" if NUMAMAP in maps else "") + "---|")
+        lines.append(head + " | cpu share | hand-off ns |")
+        lines.append("|---|---|" + "---|" * len(maps) + ("---|" if NUMAMAP in maps else "") + "---|---|")
         for mix in mixes:
             for t in threads:
                 if not any((m, mix, n, t) in agg for m in maps):
@@ -422,6 +426,8 @@ def markdown(agg, maps, mixes, sizes, bpe, meta):
                     row += (f" {nm['mops'] / ref:.2f}x ({ref_name}) |" if nm and ref else " - |")
                 shares = [agg[(m, mix, n, t)]["cpu_share"] for m in maps if (m, mix, n, t) in agg]
                 row += f" {statistics.median(shares):.2f} |"
+                handoffs = [h for m in maps if (m, mix, n, t) in agg for h in agg[(m, mix, n, t)]["handoff_ns"]]
+                row += f" {statistics.median(handoffs):.0f} |" if handoffs else " - |"
                 lines.append(row)
         lines.append("")
         t = threads[-1]
@@ -448,6 +454,11 @@ def markdown(agg, maps, mixes, sizes, bpe, meta):
     lines.append("")
     lines.append("cpu share: CPU time the worker threads got divided by their wall time (median over the "
                  "maps of a cell); below 1.0 other processes ran on the same cpus during the run.")
+    lines.append("")
+    lines.append("hand-off ns: how long one cache line took to pass from worker 0's cpu to worker 1's, "
+                 "measured after each run (median over the cell's runs). On a virtual machine it shows "
+                 "where the host ran the two vCPUs; mixes whose threads write the same lines run "
+                 "slower when it is high.")
     lines.append("")
     lines.append("At 1K keys the RSS delta is dominated by page granularity and by memory the allocator "
                  "reuses; read bytes per entry from 100K keys up.")

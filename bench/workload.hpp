@@ -301,6 +301,51 @@ inline unsigned usable_cpus() {
   return static_cast<unsigned>(CPU_COUNT(&allowed));
 }
 
+/// How long one cache line takes to go from the CPU of worker 0 to that of worker 1 (as
+/// pin_to_cpu places them): two threads pinned there hand a token back and forth through
+/// one line, `handoffs` times; returns ns per one-way hand-off, or -1 when fewer than two
+/// CPUs are usable or pinning fails. On a virtual machine this moves with where the host
+/// runs the two vCPUs (about 26 ns when they share a last-level cache, about 160 ns when
+/// not, on the machine of docs/benchmarks.md), and with it every mix whose threads write
+/// the same lines; the driver records it with every run (column handoff_ns).
+inline double handoff_ns(int handoffs = 20000) {
+  if (usable_cpus() < 2) return -1;
+  struct alignas(128) line {
+    std::atomic<int> token{0};
+  };
+  line l;
+  std::atomic<int> ready{0};
+  std::atomic<bool> pinned[2] = {{false}, {false}};
+  double ns = -1;
+  // Side `s` (0 or 1) waits for the token to reach its parity and passes it on. Acquire and
+  // release: each hand-off is one transfer of the line and nothing else.
+  auto side = [&](unsigned s) {
+    pinned[s].store(pin_to_cpu(s), std::memory_order_relaxed);
+    ready.fetch_add(1, std::memory_order_acq_rel);
+    while (ready.load(std::memory_order_acquire) < 2) {
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = static_cast<int>(s); i < handoffs; i += 2) {
+      while (l.token.load(std::memory_order_acquire) != i) {
+      }
+      l.token.store(i + 1, std::memory_order_release);
+    }
+    if (s == 0) {
+      // From its first store to its last, side 0 waited out handoffs - 2 transfers.
+      ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() /
+           (handoffs - 2);
+    }
+  };
+  // Two new threads: pinning the caller would narrow its own affinity for good.
+  std::thread t0(side, 0U);
+  std::thread t1(side, 1U);
+  t0.join();
+  t1.join();
+  return pinned[0].load(std::memory_order_relaxed) && pinned[1].load(std::memory_order_relaxed)
+             ? ns
+             : -1;
+}
+
 /// A one-shot spinning start line for n threads.
 class start_line {
  public:
