@@ -162,6 +162,8 @@ class concurrent_map {
 
   concurrent_map(const concurrent_map&) = delete;
   concurrent_map& operator=(const concurrent_map&) = delete;
+  concurrent_map(concurrent_map&&) = delete;
+  concurrent_map& operator=(concurrent_map&&) = delete;
 
   /// Frees every entry, value and table, retired or not. Not concurrent with other calls.
   ~concurrent_map() {
@@ -527,6 +529,11 @@ class concurrent_map {
     struct retire_on_exit {
       shard_t& s;
       std::uint64_t w;
+      retire_on_exit(shard_t& shard, std::uint64_t word) noexcept : s(shard), w(word) {}
+      retire_on_exit(const retire_on_exit&) = delete;
+      retire_on_exit& operator=(const retire_on_exit&) = delete;
+      retire_on_exit(retire_on_exit&&) = delete;
+      retire_on_exit& operator=(retire_on_exit&&) = delete;
       ~retire_on_exit() { s.retire_word(w); }
     } r{s, w};
     return shard_t::value_of(w);

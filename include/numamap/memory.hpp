@@ -47,9 +47,11 @@ NUMAMAP_BEGIN_NAMESPACE
 class heap_memory {
  public:
   /// Throws std::bad_alloc. Thread-safe; may block in the global allocator.
+  // NOLINTNEXTLINE(readability-convert-member-functions-to-static): the NodeMemory interface
   void* allocate(std::size_t bytes, std::size_t align, node_id /*node*/) {
     return ::operator new(bytes, std::align_val_t(align));
   }
+  // NOLINTNEXTLINE(readability-convert-member-functions-to-static): the NodeMemory interface
   void deallocate(void* p, std::size_t /*bytes*/, std::size_t align, node_id /*node*/) noexcept {
     ::operator delete(p, std::align_val_t(align));  // unsized: clang has no sized delete by default
   }
@@ -131,6 +133,8 @@ class numa_state {
 
   numa_state(const numa_state&) = delete;
   numa_state& operator=(const numa_state&) = delete;
+  numa_state(numa_state&&) = delete;
+  numa_state& operator=(numa_state&&) = delete;
 
   ~numa_state() {
     for (auto& s : slots_) {
@@ -296,6 +300,7 @@ class numa_state {
 /// docs/memory.md). A handle: copies share the arenas, which are unmapped when the last
 /// handle is destroyed. Every member is thread-safe. allocate/deallocate take a mutex of the
 /// node's size class (or of its chunk list when a new chunk or a large mapping is needed).
+// NOLINTNEXTLINE(cppcoreguidelines-special-member-functions): no move, by design (see below)
 class numa_memory {
  public:
   /// preferred, on topology::system().
@@ -416,7 +421,7 @@ std::string memory_note(const M& m) {
     return std::string(m.note());
   } else {
     (void)m;
-    return std::string();
+    return {};
   }
 }
 /// verify_placement(node) of a resource, or an unverified page_placement when it has none.
@@ -465,8 +470,9 @@ inline constexpr bool is_node_memory_v =
 /// verify_placement() forward to the inner resource when it has them. Counters use relaxed
 /// atomics: exact once the threads that allocate have been joined.
 template <class Inner = default_memory>
+// NOLINTNEXTLINE(cppcoreguidelines-special-member-functions): no move, by design (see below)
 class counting_memory {
-  static_assert(detail::check_node_memory<Inner>::value, "");
+  static_assert(detail::check_node_memory<Inner>::value);
 
  public:
   counting_memory() : counting_memory(Inner{}) {}

@@ -112,16 +112,16 @@ inline std::string map_stats::to_table() const {
 
 inline std::string map_stats::to_json() const {
   auto num = [](auto v) { return std::to_string(v); };
-  std::string out = "{\"memory_resource\":\"" + detail::json_escape(memory_resource) +
-                    "\",\"memory_note\":\"" + detail::json_escape(memory_note) +
-                    "\",\"topology_source\":\"" + detail::json_escape(topology_source) +
-                    "\",\"nodes\":[";
+  std::string out = R"({"memory_resource":")" + detail::json_escape(memory_resource) +
+                    R"(","memory_note":")" + detail::json_escape(memory_note) +
+                    R"(","topology_source":")" + detail::json_escape(topology_source) +
+                    R"(","nodes":[)";
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     const node_stats& n = nodes[i];
     if (i != 0) out += ",";
     out += "{\"node\":" + num(n.node) + ",\"shards\":" + num(n.shards) +
            ",\"entries\":" + num(n.entries) + ",\"bytes_allocated\":" + num(n.bytes_allocated) +
-           ",\"pages\":{\"verified\":" + (n.pages.verified ? "true" : "false") +
+           R"(,"pages":{"verified":)" + (n.pages.verified ? "true" : "false") +
            ",\"on_node\":" + num(n.pages.on_node) + ",\"elsewhere\":" + num(n.pages.elsewhere) +
            ",\"not_present\":" + num(n.pages.not_present) + ",\"sampled\":" + num(n.pages.sampled) +
            "}}";

@@ -55,6 +55,7 @@ struct node_info {
 namespace detail {
 struct topology_access;
 inline bool env_flag(const char* name) noexcept {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): numamap never writes the environment
   const char* v = std::getenv(name);
   return v != nullptr && *v != '\0' && std::string_view(v) != "0";
 }
@@ -132,18 +133,19 @@ class topology {
   const node_info& node(node_id id) const { return nodes_[index_of(id, "node")]; }
   /// Whether a node with this id exists.
   bool has_node(node_id id) const noexcept {
-    return id < node_index_.size() && node_index_[id] != invalid_;
+    return id < node_index_.size() && node_index_[id] != invalid;
   }
 
   /// Relative distance (10 = local). std::out_of_range naming the id for an unknown node.
   unsigned distance(node_id from, node_id to) const {
-    const std::size_t f = index_of(from, "distance"), t = index_of(to, "distance");
+    const std::size_t f = index_of(from, "distance");
+    const std::size_t t = index_of(to, "distance");
     return distances_[f * nodes_.size() + t];
   }
 
   /// The node of an OS cpu number; std::out_of_range naming the cpu if the topology lacks it.
   node_id node_of_cpu(unsigned cpu) const {
-    if (cpu >= cpu_node_.size() || cpu_node_[cpu] == invalid_) {
+    if (cpu >= cpu_node_.size() || cpu_node_[cpu] == invalid) {
       throw std::out_of_range("numamap::topology::node_of_cpu: unknown cpu " + std::to_string(cpu) +
                               " (the " + std::string(source_) + " topology has " +
                               std::to_string(cpus_.size()) + " cpus)");
@@ -160,7 +162,7 @@ class topology {
     const unsigned cpu = detail::cached_current_cpu();
     if (!foreign_ && cpu < cpu_node_.size()) {
       const node_id n = cpu_node_[cpu];
-      if (n != invalid_) return n;
+      if (n != invalid) return n;
     }
     if (cpus_.empty()) return nodes_.empty() ? 0 : nodes_.front().id;
     return cpu_node_[cpus_[cpu % cpus_.size()]];
@@ -175,7 +177,7 @@ class topology {
     os << "source: " << source_ << " (" << nodes_.size() << " nodes, " << package_count_
        << " packages, " << cpus_.size() << " cpus)\n";
     os << "available: " << nodes_.size() << " nodes (";
-    for (std::size_t i = 0; i < nodes_.size(); ++i) os << (i ? "," : "") << nodes_[i].id;
+    for (std::size_t i = 0; i < nodes_.size(); ++i) os << (i != 0 ? "," : "") << nodes_[i].id;
     os << ")\n";
     for (const node_info& n : nodes_) {
       os << "node " << n.id << " cpus:";
@@ -204,7 +206,7 @@ class topology {
 
  private:
   friend struct detail::topology_access;
-  static constexpr unsigned invalid_ = ~0U;
+  static constexpr unsigned invalid = ~0U;
 
   explicit topology(detail::raw_topology raw) : source_(raw.source), foreign_(raw.foreign) {
     std::sort(raw.nodes.begin(), raw.nodes.end(),
@@ -215,10 +217,10 @@ class topology {
     }
     drop_memoryless_nodes(raw);
     node_id max_id = raw.nodes.back().id;
-    node_index_.assign(static_cast<std::size_t>(max_id) + 1, invalid_);
+    node_index_.assign(static_cast<std::size_t>(max_id) + 1, invalid);
     for (std::size_t i = 0; i < raw.nodes.size(); ++i) {
       const detail::raw_node& r = raw.nodes[i];
-      if (node_index_[r.id] != invalid_) {
+      if (node_index_[r.id] != invalid) {
         throw std::invalid_argument("numamap::topology: node " + std::to_string(r.id) +
                                     " appears twice in the " + std::string(source_) + " topology");
       }
@@ -234,8 +236,8 @@ class topology {
         throw std::invalid_argument("numamap::topology: cpu " + std::to_string(cpu) +
                                     " maps to unknown node " + std::to_string(node));
       }
-      if (cpu >= cpu_node_.size()) cpu_node_.resize(static_cast<std::size_t>(cpu) + 1, invalid_);
-      if (cpu_node_[cpu] != invalid_) continue;  // a cpu belongs to one node only
+      if (cpu >= cpu_node_.size()) cpu_node_.resize(static_cast<std::size_t>(cpu) + 1, invalid);
+      if (cpu_node_[cpu] != invalid) continue;  // a cpu belongs to one node only
       cpu_node_[cpu] = node;
       cpus_.push_back(cpu);
       nodes_[node_index_[node]].cpus.push_back(cpu);
@@ -260,7 +262,8 @@ class topology {
     distances_.assign(n * n, 0);
     for (std::size_t i = 0; i < n; ++i) {
       for (std::size_t j = 0; j < n; ++j) {
-        const node_info &a = nodes_[i], &b = nodes_[j];
+        const node_info& a = nodes_[i];
+        const node_info& b = nodes_[j];
         distances_[i * n + j] = i == j                                              ? 10U
                                 : a.package == b.package && a.package != no_package ? 11U
                                                                                     : 20U;
@@ -279,7 +282,8 @@ class topology {
   // hwloc 2.9 does report memory-less nodes of a real machine (seen in a QEMU guest), with
   // local_memory 0. When no node reports memory (synthetic "[numa]" without sizes), all stay.
   static void drop_memoryless_nodes(detail::raw_topology& raw) {
-    std::vector<detail::raw_node> kept, dropped;
+    std::vector<detail::raw_node> kept;
+    std::vector<detail::raw_node> dropped;
     for (const detail::raw_node& n : raw.nodes) (n.memory != 0 ? kept : dropped).push_back(n);
     if (kept.empty() || dropped.empty()) return;
     auto distance_of = [&](node_id from, node_id to) {
@@ -372,7 +376,7 @@ class topology {
           tok.size() >= 2 && (tok[0] == 'p' || tok[0] == 'P') && (tok[1] == 'u' || tok[1] == 'U');
       const std::string candidate = is_pu ? prefix : prefix + " pu:1";
       hwloc_topology_t t = nullptr;
-      if (hwloc_topology_init(&t) != 0) return std::string();
+      if (hwloc_topology_init(&t) != 0) return {};
       const int rc = hwloc_topology_set_synthetic(t, candidate.c_str());
       hwloc_topology_destroy(t);
       if (rc != 0) return " at token '" + tok + "'";
@@ -386,8 +390,8 @@ class topology {
   bool foreign_ = false;
   std::size_t package_count_ = 1;
   std::vector<node_info> nodes_;      // sorted by id
-  std::vector<unsigned> node_index_;  // node id -> index in nodes_, or invalid_
-  std::vector<node_id> cpu_node_;     // OS cpu -> node id, or invalid_
+  std::vector<unsigned> node_index_;  // node id -> index in nodes_, or invalid
+  std::vector<node_id> cpu_node_;     // OS cpu -> node id, or invalid
   std::vector<unsigned> cpus_;        // every cpu of the topology, sorted
   std::vector<unsigned> distances_;   // nodes_.size()^2, row = from
 };

@@ -77,6 +77,9 @@ class atomic : private std::atomic<T> {
   constexpr atomic(T v) noexcept : base(v) {}  // NOLINT(google-explicit-constructor)
   atomic(const atomic&) = delete;
   atomic& operator=(const atomic&) = delete;
+  atomic(atomic&&) = delete;
+  atomic& operator=(atomic&&) = delete;
+  ~atomic() = default;
 
   // Reads.
   bool is_lock_free() const noexcept { return base::is_lock_free(); }
@@ -95,6 +98,7 @@ class atomic : private std::atomic<T> {
     note_store();
     base::store(v, o);
   }
+  // NOLINTNEXTLINE(cppcoreguidelines-c-copy-assignment-signature): returns T, as std::atomic
   T operator=(T v) noexcept {  // NOLINT(misc-unconventional-assign-operator): as std::atomic
     note_store();
     base::store(v);

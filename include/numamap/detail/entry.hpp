@@ -54,6 +54,7 @@ inline constexpr std::uint32_t count_one = 16;
 
 /// Keys stored in the slot itself.
 template <class Key>
+// NOLINTNEXTLINE(misc-redundant-expression): sizeof and alignof are equal for many Key
 inline constexpr bool key_inline = std::is_trivially_copyable_v<Key> && sizeof(Key) <= 8 &&
                                    alignof(Key) <= 8;
 

@@ -206,7 +206,7 @@ struct domain_registry {
 
   static domain_registry& get() {
     // Never destroyed: threads may exit after static destruction began.
-    static domain_registry* r = new domain_registry;
+    static auto* r = new domain_registry;
     return *r;
   }
 };
@@ -219,6 +219,11 @@ struct thread_cache {
     thread_record* rec;
   };
   std::vector<slot> slots;
+  thread_cache() = default;
+  thread_cache(const thread_cache&) = delete;
+  thread_cache& operator=(const thread_cache&) = delete;
+  thread_cache(thread_cache&&) = delete;
+  thread_cache& operator=(thread_cache&&) = delete;
   ~thread_cache();
 };
 
@@ -250,6 +255,8 @@ class epoch_domain {
 
   epoch_domain(const epoch_domain&) = delete;
   epoch_domain& operator=(const epoch_domain&) = delete;
+  epoch_domain(epoch_domain&&) = delete;
+  epoch_domain& operator=(epoch_domain&&) = delete;
 
   /// Frees everything retired and every record. No thread may use the domain concurrently
   /// (a thread may exit concurrently: the registry lock orders that).
@@ -313,9 +320,9 @@ class epoch_domain {
     thread_record* r = local_record();
     // Relaxed: only this thread writes its own word.
     if ((r->word.load(std::memory_order_relaxed) & 1U) != 0) {
-      return guard(r, guard::nested_word());  // already pinned: nested, no cost
+      return {r, guard::nested_word()};  // already pinned: nested, no cost
     }
-    return guard(r, announce(r));
+    return {r, announce(r)};
   }
 
   /// Unpins the thread at its destruction, unconditionally: the guard of try_pin_outer().
@@ -325,6 +332,8 @@ class epoch_domain {
         : r_(r), unpinned_(unpinned_word) {}
     outer_guard(const outer_guard&) = delete;
     outer_guard& operator=(const outer_guard&) = delete;
+    outer_guard(outer_guard&&) = delete;
+    outer_guard& operator=(outer_guard&&) = delete;
     NUMAMAP_ALWAYS_INLINE ~outer_guard() {
       r_->word.store(unpinned_, std::memory_order_release);  // (D4), as guard's
     }

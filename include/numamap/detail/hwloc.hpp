@@ -154,8 +154,9 @@ inline bool hwloc_discover(hwloc_input kind, const std::string& arg, raw_topolog
       out.foreign = true;
       break;
     case hwloc_input::system: {
-      const char* xml_env = std::getenv("HWLOC_XMLFILE");
-      const char* syn_env = std::getenv("HWLOC_SYNTHETIC");
+      // numamap never writes the environment: getenv races only with a caller's setenv.
+      const char* xml_env = std::getenv("HWLOC_XMLFILE");    // NOLINT(concurrency-mt-unsafe)
+      const char* syn_env = std::getenv("HWLOC_SYNTHETIC");  // NOLINT(concurrency-mt-unsafe)
       const char* backend = hwloc_obj_get_info_by_name(hwloc_get_root_obj(t.get()), "Backend");
       const bool synthetic_backend = backend != nullptr && std::string(backend) == "Synthetic";
       if (syn_env != nullptr && *syn_env != '\0' && synthetic_backend) {

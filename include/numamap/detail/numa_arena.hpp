@@ -136,7 +136,8 @@ inline void* map_aligned(std::size_t len, std::size_t align) noexcept {
   if (extra == 0) return p;
   const auto base = reinterpret_cast<std::uintptr_t>(p);
   const std::uintptr_t aligned = (base + align - 1) & ~(static_cast<std::uintptr_t>(align) - 1);
-  const std::size_t head = aligned - base, tail = extra - head;
+  const std::size_t head = aligned - base;
+  const std::size_t tail = extra - head;
   if (head != 0) ::munmap(p, head);
   if (tail != 0) ::munmap(reinterpret_cast<void*>(aligned + len), tail);
   return reinterpret_cast<void*>(aligned);
@@ -164,6 +165,8 @@ class node_arena {
   }
   node_arena(const node_arena&) = delete;
   node_arena& operator=(const node_arena&) = delete;
+  node_arena(node_arena&&) = delete;
+  node_arena& operator=(node_arena&&) = delete;
 
   ~node_arena() {
     for (const chunk& c : chunks_) ::munmap(c.base, c.len);
@@ -327,7 +330,8 @@ class node_arena {
 
   // Whether the node can give `len` more bytes and keep its headroom. True when unknown.
   bool node_has_room(std::size_t len) const noexcept {
-    std::uint64_t free_bytes = 0, total = 0;
+    std::uint64_t free_bytes = 0;
+    std::uint64_t total = 0;
     if (!numa_syscalls().node_memory(node_, &free_bytes, &total)) return true;
     return free_bytes >= len + bind_headroom(total);
   }

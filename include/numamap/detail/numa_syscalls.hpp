@@ -45,6 +45,7 @@ struct node_mask {
     return n < max_numa_nodes && ((words[n / bits_per_word] >> (n % bits_per_word)) & 1UL) != 0;
   }
   bool empty() const noexcept {
+    // NOLINTNEXTLINE(readability-use-anyofallof): std::all_of moves GCC's inlining in shard code
     for (unsigned long w : words) {
       if (w != 0) return false;
     }
@@ -76,7 +77,8 @@ inline bool sysfs_node_memory(node_id node, std::uint64_t* free_bytes,
   std::FILE* f = std::fopen(path, "r");
   if (f == nullptr) return false;
   char line[256];
-  bool have_free = false, have_total = false;
+  bool have_free = false;
+  bool have_total = false;
   while (std::fgets(line, sizeof line, f) != nullptr) {
     unsigned n = 0;
     unsigned long long kb = 0;

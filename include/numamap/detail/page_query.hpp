@@ -49,6 +49,7 @@ inline page_placement query_pages(const std::vector<std::pair<const void*, std::
     const std::size_t n = (r.second + page - 1) / page;
     for (std::size_t i = 0; i < n; ++i, ++index) {
       if (index % stride == 0) {
+        // NOLINTNEXTLINE(cppcoreguidelines-pro-type-const-cast): move_pages takes void**
         pages.push_back(const_cast<char*>(static_cast<const char*>(r.first)) + i * page);
       }
     }

@@ -68,11 +68,13 @@
 NUMAMAP_BEGIN_NAMESPACE
 namespace detail {
 
+// NOLINTBEGIN(misc-redundant-expression): sizeof and alignof are equal for many Value
 /// How a Value is kept in an entry's word.
 template <class Value>
 inline constexpr bool value_inline = std::is_trivially_copyable_v<Value> &&
                                      sizeof(Value) <= sizeof(std::uint64_t) &&
                                      alignof(Value) <= alignof(std::uint64_t);
+// NOLINTEND(misc-redundant-expression)
 
 /// Indices of the per-thread counters, per shard.
 /// Loads = hits + table misses: a hit bumps one counter.
@@ -144,12 +146,15 @@ class shard {
   shard(Memory* mem, epoch_domain* dom, node_id node, std::size_t index,
         detail::atomic<std::uintptr_t>* read)
       : mem_(mem), dom_(dom), node_(node), index_(index), read_(*read) {
+    // NOLINTNEXTLINE(cppcoreguidelines-prefer-member-initializer): needs bytes_, declared later
     dirty_ = new_table(table_t::min_capacity);
     read_.store(pack(empty_table(), false), std::memory_order_relaxed);  // before sharing
   }
 
   shard(const shard&) = delete;
   shard& operator=(const shard&) = delete;
+  shard(shard&&) = delete;
+  shard& operator=(shard&&) = delete;
 
   /// Frees everything reachable. Retired objects are the domain's (freed before this).
   ~shard() {
@@ -293,6 +298,7 @@ class shard {
   /// Store: sets the key to word w (w is consumed in every outcome but an exception).
   /// Returns the previous present word via `prev` (retired by the caller), or false.
   template <class Eq, class MakeKey>
+  // NOLINTNEXTLINE(bugprone-exception-escape): not a std::swap; throws bad_alloc by design
   bool swap(const hashed& hv, const Eq& eq, const MakeKey& make_key, std::uint64_t w,
             thread_record* rec, std::uint64_t& prev) {
     reserve_retire(rec, 2);

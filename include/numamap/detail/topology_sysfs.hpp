@@ -64,9 +64,12 @@ inline bool parse_id_list(const std::string& text, std::vector<unsigned>& out) {
         if (used != item.size()) return false;
         out.push_back(static_cast<unsigned>(v));
       } else {
-        const std::string a = item.substr(0, dash), b = item.substr(dash + 1);
-        std::size_t ua = 0, ub = 0;
-        const unsigned long lo = std::stoul(a, &ua), hi = std::stoul(b, &ub);
+        const std::string a = item.substr(0, dash);
+        const std::string b = item.substr(dash + 1);
+        std::size_t ua = 0;
+        std::size_t ub = 0;
+        const unsigned long lo = std::stoul(a, &ua);
+        const unsigned long hi = std::stoul(b, &ub);
         if (ua != a.size() || ub != b.size() || lo > hi || hi - lo > (1UL << 20)) return false;
         for (unsigned long v = lo; v <= hi; ++v) out.push_back(static_cast<unsigned>(v));
       }
@@ -114,9 +117,11 @@ inline std::optional<std::vector<unsigned>> cgroup_effective_cpus() {
   std::string line;
   std::vector<std::string> candidates;
   while (std::getline(in, line)) {
-    const std::size_t a = line.find(':'), b = line.find(':', a + 1);
+    const std::size_t a = line.find(':');
+    const std::size_t b = line.find(':', a + 1);
     if (a == std::string::npos || b == std::string::npos) continue;
-    const std::string controllers = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+    const std::string controllers = line.substr(a + 1, b - a - 1);
+    const std::string path = line.substr(b + 1);
     if (line.compare(0, a, "0") == 0 && controllers.empty()) {
       candidates.push_back("/sys/fs/cgroup" + path + "/cpuset.cpus.effective");
     } else if (controllers.find("cpuset") != std::string::npos) {
@@ -157,7 +162,7 @@ inline std::optional<raw_topology> sysfs_discover(const std::string& root, bool 
   }
 
   struct sys_node {
-    node_id id;
+    node_id id = 0;
     std::vector<unsigned> cpus;
     std::uint64_t memory = 0;
     std::vector<unsigned> distance;  // by index in `online`
@@ -263,7 +268,8 @@ inline raw_topology fallback_discover() {
   raw_node n;
   n.id = 0;
   n.package = 0;
-  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page = ::sysconf(_SC_PAGESIZE);
   n.memory = pages > 0 && page > 0
                  ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page)
                  : 0;
