@@ -44,7 +44,8 @@ TEST_CASE("map heterogeneous lookup: std::string keys found by std::string_view"
   CHECK_FALSE(m.erase(std::string_view(absent)));
   CHECK_FALSE(m.load_and_delete(std::string_view(absent)).has_value());
 
-  const std::string k3 = long_key(3), k4 = long_key(4);
+  const std::string k3 = long_key(3);
+  const std::string k4 = long_key(4);
   CHECK(m.erase(std::string_view(k3)));
   CHECK_FALSE(m.contains(std::string_view(k3)));
   CHECK_FALSE(m.contains(k3));
@@ -62,6 +63,7 @@ TEST_CASE("map heterogeneous lookup builds no Key (load, contains, visit, erase,
           "[conformance][map.heterogeneous]") {
   numamap::concurrent_map<tracked_string, std::uint64_t, tracked_hash, tracked_equal> m;
   std::vector<std::string> names;
+  names.reserve(64);
   for (int i = 0; i < 64; ++i) names.push_back(long_key(i));
   for (int i = 0; i < 64; ++i) m.store(tracked_string(names[i]), static_cast<std::uint64_t>(i));
   // Promote everything with view lookups.
@@ -84,6 +86,6 @@ TEST_CASE("map heterogeneous lookup builds no Key (load, contains, visit, erase,
   CHECK(m.load_and_delete(std::string_view(names[1])) == std::optional<std::uint64_t>(1));
   CHECK_FALSE(m.erase(std::string_view(names[0])));
   CHECK(tracked_string::constructions().load() == before);
-  CHECK(sum == 4 * 2 * (63 * 64 / 2));
+  CHECK(sum == std::uint64_t{4} * 2 * (63 * 64 / 2));
   CHECK(m.size() == 62);
 }

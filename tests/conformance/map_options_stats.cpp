@@ -58,7 +58,9 @@ TEST_CASE("map.shard_count and map.stats: per-shard entries add up to size()",
     for (std::uint64_t i = 0; i < 5000; ++i) (void)m.load(i);
   st = m.stats();
   REQUIRE(st.shards.size() == m.shard_count());
-  std::size_t entries = 0, node_shards = 0, node_entries = 0;
+  std::size_t entries = 0;
+  std::size_t node_shards = 0;
+  std::size_t node_entries = 0;
   std::set<std::size_t> indices;
   std::set<numamap::node_id> node_ids;
   for (const auto& n : st.nodes) {
@@ -66,7 +68,8 @@ TEST_CASE("map.shard_count and map.stats: per-shard entries add up to size()",
     node_entries += n.entries;
     node_ids.insert(n.node);
   }
-  std::uint64_t loads = 0, promotions = 0;
+  std::uint64_t loads = 0;
+  std::uint64_t promotions = 0;
   for (const auto& s : st.shards) {
     entries += s.entries;
     indices.insert(s.index);
@@ -82,7 +85,7 @@ TEST_CASE("map.shard_count and map.stats: per-shard entries add up to size()",
   CHECK(indices.size() == m.shard_count());
   CHECK(loads >= 15000);  // the counters count (approximate only while threads run)
   CHECK(promotions >= 1);
-  CHECK(st.to_table().size() > 0);
+  CHECK_FALSE(st.to_table().empty());
   CHECK(st.to_json().find('{') != std::string::npos);
   // Keys go to shards by hash: with 4000 keys every shard of a small map holds some.
   if (m.shard_count() <= 64) {
@@ -94,8 +97,10 @@ TEST_CASE("map.shard_count and map.stats: per-shard entries add up to size()",
 
 TEST_CASE("map.stats: names the memory resource (its name() when it has one)",
           "[conformance][map.stats]") {
+  // NOLINTBEGIN(modernize-use-transparent-functors): std::equal_to<Key> keeps key_test_only
   using map_t = numamap::concurrent_map<std::uint64_t, std::string, std::hash<std::uint64_t>,
                                         std::equal_to<std::uint64_t>, checked_memory>;
+  // NOLINTEND(modernize-use-transparent-functors)
   checked_memory mem;
   map_t::options o;
   o.memory = mem;
@@ -119,8 +124,10 @@ TEST_CASE("map.stats: names the memory resource (its name() when it has one)",
 #if NUMAMAP_HAVE_HWLOC
 TEST_CASE("map(options{topology::synthetic}): shards on every node of the topology",
           "[conformance][map.options][topology]") {
+  // NOLINTBEGIN(modernize-use-transparent-functors): std::equal_to<Key> keeps key_test_only
   using map_t = numamap::concurrent_map<std::uint64_t, std::uint64_t, std::hash<std::uint64_t>,
                                         std::equal_to<std::uint64_t>, numamap::heap_memory>;
+  // NOLINTEND(modernize-use-transparent-functors)
   map_t::options o;
   o.topo = numamap::topology::synthetic("pack:2 numa:2 core:2 pu:1");
   REQUIRE(o.topo->node_count() == 4);
@@ -167,7 +174,8 @@ TEST_CASE(
   o.shards_per_node = 1;
   u64_map m(o);
   const auto shard_misses = [&] {
-    std::uint64_t n = 0, promotions = 0;
+    std::uint64_t n = 0;
+    std::uint64_t promotions = 0;
     for (const auto& s : m.stats().shards) {
       n += s.misses;
       promotions += s.promotions;

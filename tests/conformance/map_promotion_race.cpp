@@ -37,7 +37,7 @@ TEST_CASE("map.load: a promotion between the probe and the miss path loses no ke
   for (const auto& s : m.stats().shards) promoted_after += s.promotions;
   CHECK(promoted_after > promoted_before);
   CHECK(found);
-  CHECK(m.load(3) == 3u);
+  CHECK(m.load(3) == 3U);
 }
 
 TEST_CASE("map.contains: the same race with string keys (kept in key nodes)",

@@ -17,8 +17,10 @@ namespace {
 
 template <class Base, class V>
 struct faulty_memory_kind : Base {
+  // NOLINTBEGIN(modernize-use-transparent-functors): std::equal_to<Key> keeps key_test_only
   using map_type = numamap::concurrent_map<std::uint64_t, V, std::hash<std::uint64_t>,
                                            std::equal_to<std::uint64_t>, faulty_memory>;
+  // NOLINTEND(modernize-use-transparent-functors)
 };
 
 struct u64_string_kind {

@@ -3,6 +3,7 @@
 // results; reads record nothing; and no unrecorded write compiles (the std::atomic base is
 // private, so neither a std::atomic& to the wrapper nor std::atomic_store and friends reach it).
 // hit_path_writes.cpp relies on this: a write the probe missed would pass it silently.
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -63,9 +64,8 @@ bool one_event(const std::vector<atomic_probe::event>& ev, const void* addr, ato
 /// `op` recorded at least one event, all of kind `k` at `addr`.
 bool all_at(const std::vector<atomic_probe::event>& ev, const void* addr, atomic_probe::kind k) {
   if (ev.empty()) return false;
-  for (const auto& e : ev)
-    if (e.addr != addr || e.what != k) return false;
-  return true;
+  return std::all_of(ev.begin(), ev.end(),
+                     [&](const atomic_probe::event& e) { return e.addr == addr && e.what == k; });
 }
 
 constexpr auto store = atomic_probe::kind::store;

@@ -93,7 +93,9 @@ void check_hit_path(Map& m, const Keys& keys, const LookupKeys& lookups, MakeVal
   REQUIRE(slot.first < slot.second);
   const totals before = sum_stats(m);
 
-  std::size_t found = 0, visited = 0, contained = 0;
+  std::size_t found = 0;
+  std::size_t visited = 0;
+  std::size_t contained = 0;
   std::uint64_t sum = 0;
   atomic_probe::start();
   for (int round = 0; round < 4; ++round) {
@@ -142,6 +144,7 @@ TEST_CASE("hit path: load/contains/visit hits write nothing shared (string, out-
           "[hitpath]") {
   numamap::concurrent_map<std::string, std::string> m;
   std::vector<std::string> keys;
+  keys.reserve(256);
   for (int i = 0; i < 256; ++i) keys.push_back("a-key-that-lives-on-the-heap-" + std::to_string(i));
   check_hit_path(
       m, keys, keys,
@@ -154,6 +157,7 @@ TEST_CASE("hit path: heterogeneous (string_view) hits write nothing shared", "[h
                           numamap_test::string_equal>
       m;
   std::vector<std::string> keys;
+  keys.reserve(256);
   for (int i = 0; i < 256; ++i) keys.push_back("a-key-that-lives-on-the-heap-" + std::to_string(i));
   std::vector<std::string_view> views(keys.begin(), keys.end());
   check_hit_path(

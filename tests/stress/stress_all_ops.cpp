@@ -41,8 +41,8 @@ struct worker {
 
   map_t& m;
   error_log& errors;
-  std::size_t thread;
-  std::uint64_t seed;
+  std::size_t thread = 0;
+  std::uint64_t seed = 0;
   std::map<std::uint64_t, std::uint64_t> model;  // own keys only
   std::uint64_t op_index = 0;
 
@@ -68,8 +68,9 @@ struct worker {
   }
   void expect(bool got, bool want, const char* what, std::uint64_t key) {
     if (got != want)
-      err(std::string(what) + " key " + std::to_string(key) + ": got " + std::to_string(got) +
-          ", want " + std::to_string(want));
+      err(std::string(what) + " key " + std::to_string(key) + ": got " +
+          std::to_string(static_cast<int>(got)) + ", want " +
+          std::to_string(static_cast<int>(want)));
   }
 
   // One op on an own key, checked exactly.
@@ -109,7 +110,7 @@ struct worker {
         model[k] = v;
         break;
       case 7: {
-        const std::uint64_t e = (cur && rng() % 2) ? *cur : rng() % 16;
+        const std::uint64_t e = (cur && rng() % 2 != 0) ? *cur : rng() % 16;
         const bool want = cur && *cur == e;
         expect(m.compare_and_swap(key, Kind::value(e), Kind::value(v)), want, "compare_and_swap",
                k);
@@ -117,7 +118,7 @@ struct worker {
         break;
       }
       case 8: {
-        const std::uint64_t e = (cur && rng() % 2) ? *cur : rng() % 16;
+        const std::uint64_t e = (cur && rng() % 2 != 0) ? *cur : rng() % 16;
         const bool want = cur && *cur == e;
         expect(m.compare_and_delete(key, Kind::value(e)), want, "compare_and_delete", k);
         if (want) model.erase(k);
@@ -193,6 +194,7 @@ struct worker {
         break;
       }
       case 8:
+        // NOLINTNEXTLINE(performance-no-automatic-move): v is captured by reference, copied
         check(m.load_or_compute(key, [&] { return v; }).first, "load_or_compute");
         break;
       case 9: {
@@ -211,7 +213,8 @@ struct worker {
     std::set<std::uint64_t> seen;
     std::map<std::uint64_t, std::uint64_t> mine;
     m.range([&](const typename Kind::key_type& key, const value_t& val) {
-      const std::uint64_t k = Kind::key_id(key), v = Kind::value_id(val);
+      const std::uint64_t k = Kind::key_id(key);
+      const std::uint64_t v = Kind::value_id(val);
       if (!seen.insert(k).second) err("range visited key " + std::to_string(k) + " twice");
       if (k < hot_keys) {
         if (!hot_ok(k, v))

@@ -77,7 +77,8 @@ void load_or_compute_with_erasers(const std::string& name, std::uint64_t ops) {
   INFO("seed " << seed);
   numamap_test::watchdog dog(name, std::chrono::seconds(120));
   typename Kind::map_type m;
-  std::atomic<std::uint64_t> made{0}, inserted{0};
+  std::atomic<std::uint64_t> made{0};
+  std::atomic<std::uint64_t> inserted{0};
   error_log errors;
   numamap_test::run_threads(threads, [&](std::size_t t) {
     std::mt19937_64 rng(seed + t);
@@ -112,7 +113,8 @@ void monotonic_per_key(const std::string& name, std::uint64_t writes) {
   // One writer per key stores increasing values; after each store returns it publishes the
   // value. Readers (load, visit, range) must never see a key's value go backwards, and must
   // never see less than what was published before their read began.
-  constexpr std::size_t keys = 4, readers = 2;
+  constexpr std::size_t keys = 4;
+  constexpr std::size_t readers = 2;
   const std::uint64_t seed = numamap_test::test_seed(name);
   INFO("seed " << seed);
   numamap_test::watchdog dog(name, std::chrono::seconds(120));

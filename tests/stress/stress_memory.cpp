@@ -26,7 +26,6 @@
 
 using numamap_test::checked_memory;
 using numamap_test::counted;
-using numamap_test::error_log;
 
 namespace {
 
@@ -175,7 +174,7 @@ TEST_CASE("memory: threads that come and go leave no garbage; garbage stays boun
           "[stress][memory]") {
   constexpr std::uint64_t keys = 64;
   // As above, for the 3 threads of a wave plus garbage handed over by exited threads.
-  constexpr long bound = 8 * static_cast<long>(keys) + 2048 * 3 + 1024;
+  constexpr long bound = 8 * static_cast<long>(keys) + 2048L * 3 + 1024;
   const std::uint64_t waves = numamap_test::scaled(40, 2);
   const std::uint64_t seed = numamap_test::test_seed("memory.waves");
   INFO("seed " << seed);
@@ -278,9 +277,11 @@ TEST_CASE("memory: retired tables come back soon, so a steady churn holds about 
 
 TEST_CASE("memory: counting_memory<heap_memory> has live_bytes() == 0 after destruction",
           "[stress][memory]") {
+  // NOLINTBEGIN(modernize-use-transparent-functors): std::equal_to<Key> keeps key_test_only
   using map_t = numamap::concurrent_map<std::uint64_t, std::string, std::hash<std::uint64_t>,
                                         std::equal_to<std::uint64_t>,
                                         numamap::counting_memory<numamap::heap_memory>>;
+  // NOLINTEND(modernize-use-transparent-functors)
   numamap::counting_memory<numamap::heap_memory> mem;
   const std::uint64_t seed = numamap_test::test_seed("memory.counting");
   INFO("seed " << seed);
@@ -304,8 +305,10 @@ TEST_CASE("memory: counting_memory<heap_memory> has live_bytes() == 0 after dest
 
 TEST_CASE("memory: every block goes back with its size, alignment and node, under churn",
           "[stress][memory]") {
+  // NOLINTBEGIN(modernize-use-transparent-functors): std::equal_to<Key> keeps key_test_only
   using map_t = numamap::concurrent_map<std::uint64_t, std::string, std::hash<std::uint64_t>,
                                         std::equal_to<std::uint64_t>, checked_memory>;
+  // NOLINTEND(modernize-use-transparent-functors)
   checked_memory mem;
   const std::uint64_t seed = numamap_test::test_seed("memory.checked");
   INFO("seed " << seed);

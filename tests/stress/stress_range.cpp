@@ -37,7 +37,8 @@ std::uint64_t encode(std::uint64_t key, std::uint64_t seq) { return key << 24 | 
 template <class Kind>
 void range_while_writing(const std::string& name, std::uint64_t writer_ops,
                          std::uint64_t ranges_per_reader) {
-  constexpr std::size_t writers = 2, readers = 2;
+  constexpr std::size_t writers = 2;
+  constexpr std::size_t readers = 2;
   const std::uint64_t seed = numamap_test::test_seed(name);
   INFO("seed " << seed << " (NUMAMAP_TEST_SEED=" << numamap_test::base_seed() << ")");
   numamap_test::watchdog dog(name, std::chrono::seconds(120));
@@ -89,7 +90,8 @@ void range_while_writing(const std::string& name, std::uint64_t writer_ops,
       std::vector<std::pair<std::uint64_t, std::uint64_t>> churn_seen;
       std::size_t stable_seen = 0;
       m.range([&](const typename Kind::key_type& key, const typename Kind::value_type& val) {
-        const std::uint64_t k = Kind::key_id(key), v = Kind::value_id(val);
+        const std::uint64_t k = Kind::key_id(key);
+        const std::uint64_t v = Kind::value_id(val);
         if (!seen.insert(k).second) errors.add("range visited key " + std::to_string(k) + " twice");
         if (k >= stable_base && k < stable_base + stable_keys) {
           ++stable_seen;

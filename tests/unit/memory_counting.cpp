@@ -18,22 +18,32 @@ namespace d = numamap::detail;
 namespace {
 
 struct no_allocate {
-  void deallocate(void*, std::size_t, std::size_t, node_id) noexcept {}
+  void deallocate(void* /*p*/, std::size_t /*bytes*/, std::size_t /*align*/,
+                  node_id /*node*/) noexcept {}
 };
 struct throwing_deallocate {
-  void* allocate(std::size_t, std::size_t, node_id) { return nullptr; }
-  void deallocate(void*, std::size_t, std::size_t, node_id) {}
+  // NOLINTNEXTLINE(readability-convert-member-functions-to-static): the NodeMemory interface
+  void* allocate(std::size_t /*bytes*/, std::size_t /*align*/, node_id /*node*/) { return nullptr; }
+  void deallocate(void* /*p*/, std::size_t /*bytes*/, std::size_t /*align*/, node_id /*node*/) {}
 };
 struct not_copyable {
   not_copyable() = default;
   not_copyable(const not_copyable&) = delete;
-  void* allocate(std::size_t, std::size_t, node_id) { return nullptr; }
-  void deallocate(void*, std::size_t, std::size_t, node_id) noexcept {}
+  not_copyable& operator=(const not_copyable&) = delete;
+  not_copyable(not_copyable&&) = delete;
+  not_copyable& operator=(not_copyable&&) = delete;
+  ~not_copyable() = default;
+  // NOLINTNEXTLINE(readability-convert-member-functions-to-static): the NodeMemory interface
+  void* allocate(std::size_t /*bytes*/, std::size_t /*align*/, node_id /*node*/) { return nullptr; }
+  void deallocate(void* /*p*/, std::size_t /*bytes*/, std::size_t /*align*/,
+                  node_id /*node*/) noexcept {}
 };
 struct minimal {  // meets the requirement, has none of the optional members
+  // NOLINTNEXTLINE(readability-convert-member-functions-to-static): the NodeMemory interface
   void* allocate(std::size_t b, std::size_t a, node_id n) {
     return heap_memory().allocate(b, a, n);
   }
+  // NOLINTNEXTLINE(readability-convert-member-functions-to-static): the NodeMemory interface
   void deallocate(void* p, std::size_t b, std::size_t a, node_id n) noexcept {
     heap_memory().deallocate(p, b, a, n);
   }

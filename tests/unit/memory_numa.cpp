@@ -33,28 +33,39 @@ using numamap_test::scoped_env;
 namespace {
 
 // RAII: restores the system call table after a test replaced entries.
-struct scoped_syscalls {
+class scoped_syscalls {
+ public:
   scoped_syscalls() : saved_(d::numa_syscalls()) {}
+  scoped_syscalls(const scoped_syscalls&) = delete;
+  scoped_syscalls& operator=(const scoped_syscalls&) = delete;
+  scoped_syscalls(scoped_syscalls&&) = delete;
+  scoped_syscalls& operator=(scoped_syscalls&&) = delete;
   ~scoped_syscalls() { d::numa_syscalls() = saved_; }
+
+ private:
   d::numa_syscall_table saved_;
 };
 
-long mbind_eperm(void*, unsigned long, int, const unsigned long*, unsigned long,
-                 unsigned) noexcept {
+long mbind_eperm(void* /*addr*/, unsigned long /*len*/, int /*mode*/,
+                 const unsigned long* /*nodemask*/, unsigned long /*maxnode*/,
+                 unsigned /*flags*/) noexcept {
   errno = EPERM;
   return -1;
 }
-long mbind_enosys(void*, unsigned long, int, const unsigned long*, unsigned long,
-                  unsigned) noexcept {
+long mbind_enosys(void* /*addr*/, unsigned long /*len*/, int /*mode*/,
+                  const unsigned long* /*nodemask*/, unsigned long /*maxnode*/,
+                  unsigned /*flags*/) noexcept {
   errno = ENOSYS;
   return -1;
 }
-long move_pages_eperm(int, unsigned long, void**, const int*, int*, int) noexcept {
+long move_pages_eperm(int /*pid*/, unsigned long /*count*/, void** /*pages*/, const int* /*nodes*/,
+                      int* /*status*/, int /*flags*/) noexcept {
   errno = EPERM;
   return -1;
 }
 // A node with 64 MiB of which 9 MiB are free: with the 8 MiB headroom only 1 MiB fits.
-bool tiny_node(numamap::node_id, std::uint64_t* free_bytes, std::uint64_t* total) noexcept {
+bool tiny_node(numamap::node_id /*node*/, std::uint64_t* free_bytes,
+               std::uint64_t* total) noexcept {
   *free_bytes = std::uint64_t{9} << 20;
   *total = std::uint64_t{64} << 20;
   return true;
@@ -76,7 +87,8 @@ std::string numa_maps_policy_of(const void* p) {
   std::uintptr_t best_start = 0;
   while (std::getline(in, line)) {
     std::istringstream ls(line);
-    std::string start_hex, policy;
+    std::string start_hex;
+    std::string policy;
     ls >> start_hex >> policy;
     const std::uintptr_t start = std::stoull(start_hex, nullptr, 16);
     if (start <= addr && start >= best_start) {
@@ -145,7 +157,8 @@ TEST_CASE("numa_memory names itself and says why when it falls back", "[memory]"
     CHECK_FALSE(m.is_fallback());
     CHECK(m.note().empty());
   }
-  const numa_memory b(numa_policy::bind), i(numa_policy::interleave);
+  const numa_memory b(numa_policy::bind);
+  const numa_memory i(numa_policy::interleave);
   CHECK(b.policy() == numa_policy::bind);
   CHECK(i.policy() == numa_policy::interleave);
   CHECK(b.name() == (b.is_fallback() ? "numa_memory(fallback: heap)" : "numa_memory(bind)"));
@@ -160,6 +173,7 @@ TEST_CASE("many sizes and alignments from several threads, all bytes returned", 
     const numamap::node_id node = topology::system().nodes().front().id;
     constexpr int threads = 4;
     std::vector<std::thread> pool;
+    pool.reserve(threads);
     std::vector<int> failures(threads, 0);
     for (int t = 0; t < threads; ++t) {
       pool.emplace_back([&, t] {
@@ -178,7 +192,7 @@ TEST_CASE("many sizes and alignments from several threads, all bytes returned", 
           mem.deallocate(b.p, b.bytes, b.align, node);
         };
         for (int i = 0; i < 3000; ++i) {
-          std::size_t bytes;
+          std::size_t bytes = 0;
           const unsigned r = rng() % 100;
           if (r < 70) {
             bytes = 1 + rng() % 128;
@@ -209,7 +223,7 @@ TEST_CASE("many sizes and alignments from several threads, all bytes returned", 
     for (int f : failures) CHECK(f == 0);
     CHECK(mem.live_bytes() == 0);
     CHECK(mem.live_allocations() == 0);
-    CHECK(mem.total_allocations() == threads * 3000);
+    CHECK(mem.total_allocations() == std::size_t{threads} * 3000);
   }
 }
 
@@ -221,6 +235,7 @@ TEST_CASE("small blocks are carved densely from chunks, not a page each", "[memo
   }
   const numamap::node_id node = topology::system().nodes().front().id;
   std::vector<char*> v;
+  v.reserve(20000);
   for (int i = 0; i < 20000; ++i) v.push_back(static_cast<char*>(m.allocate(24, 8, node)));
   std::size_t adjacent = 0;
   for (std::size_t i = 1; i < v.size(); ++i) adjacent += v[i] - v[i - 1] == 24 ? 1 : 0;
@@ -323,7 +338,7 @@ TEST_CASE(
   {
     numa_memory m;
     if (m.is_fallback()) {
-      CHECK(m.note().size() > 0);
+      CHECK_FALSE(m.note().empty());
       return;
     }
     // Above the spare limit: unmapped at once.
@@ -361,6 +376,7 @@ TEST_CASE(
     CHECK(copy == m);
     small = m.allocate(64, 64, node);
     {
+      // NOLINTNEXTLINE(performance-move-const-arg): the test's point: a move copies
       numa_memory gone = std::move(m);  // moves copy: m stays usable
       (void)gone;
     }
@@ -379,7 +395,7 @@ TEST_CASE("bind refuses a chunk the node has no room for, with bad_alloc", "[mem
   const numamap::node_id node = topology::system().nodes().front().id;
   if (m.is_fallback()) {
     // The heap fallback has no node to check: it says why, allocates, and verifies nothing.
-    CHECK(m.note().size() > 0);
+    CHECK_FALSE(m.note().empty());
     CHECK(m.name() == "numa_memory(fallback: heap)");
     void* p = m.allocate(100, 8, node);
     CHECK(p != nullptr);
@@ -547,15 +563,17 @@ bool kernel_has_thp() {
 TEST_CASE("mappings of 4 MiB and more are advised MADV_HUGEPAGE; NUMAMAP_NO_HUGE_PAGES=1 stops it",
           "[memory]") {
   const numamap::node_id node = topology::system().nodes().front().id;
-  const std::size_t big = std::size_t{8} << 20, small = std::size_t{3} << 20;
+  const std::size_t big = std::size_t{8} << 20;
+  const std::size_t small = std::size_t{3} << 20;
   numa_memory m;
   if (m.is_fallback() || !kernel_has_thp()) {
-    CHECK((m.is_fallback() ? m.note().size() > 0 : true));
+    CHECK((m.is_fallback() ? !m.note().empty() : true));
     return;  // heap memory, or no THP: there is no advice to give
   }
   void* b = m.allocate(big, 64, node);
   void* s = m.allocate(small, 64, node);
-  const std::string fb = vm_flags_of(b), fs = vm_flags_of(s);
+  const std::string fb = vm_flags_of(b);
+  const std::string fs = vm_flags_of(s);
   INFO(fb << " / " << fs);
   REQUIRE(!fb.empty());
   CHECK(has_flag(fb, "hg"));   // VM_HUGEPAGE: madvise(MADV_HUGEPAGE) took

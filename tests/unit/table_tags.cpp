@@ -31,12 +31,14 @@ struct table_box {
   }
   table_box(const table_box&) = delete;
   table_box& operator=(const table_box&) = delete;
+  table_box(table_box&&) = delete;
+  table_box& operator=(table_box&&) = delete;
   unsigned char* mem;
   table_t* t;
 };
 
 numamap::detail::key_slot<std::uint64_t> slot_of(std::uint64_t k) {
-  numamap::detail::key_slot<std::uint64_t> s;
+  numamap::detail::key_slot<std::uint64_t> s{};
   new (s.bytes) std::uint64_t(k);
   return s;
 }

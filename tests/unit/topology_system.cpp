@@ -76,7 +76,10 @@ TEST_CASE("system() is discovered once and agrees with /sys/devices/system/node"
   REQUIRE(t.node_count() >= 1);
   REQUIRE(t.cpu_count() >= 1);
   CHECK(t.package_count() >= 1);
-  const bool env_substituted = std::getenv("HWLOC_SYNTHETIC") || std::getenv("HWLOC_XMLFILE");
+  // No thread of this test writes the environment.
+  const char* synthetic_env = std::getenv("HWLOC_SYNTHETIC");  // NOLINT(concurrency-mt-unsafe)
+  const char* xml_env = std::getenv("HWLOC_XMLFILE");          // NOLINT(concurrency-mt-unsafe)
+  const bool env_substituted = synthetic_env != nullptr || xml_env != nullptr;
   if (!env_substituted && !numamap::detail::env_flag("NUMAMAP_DISABLE_HWLOC")) {
     CHECK(t.source() == (NUMAMAP_HAVE_HWLOC ? "hwloc" : "sysfs"));
   }
@@ -222,7 +225,8 @@ TEST_CASE("current_node() is the node of the cpu a pinned thread runs on", "[top
 
 TEST_CASE("the cached cpu is stale for at most the refresh interval", "[topology]") {
   const std::vector<unsigned> cpus = allowed_cpus();
-  const unsigned first = cpus.front(), last = cpus.back();
+  const unsigned first = cpus.front();
+  const unsigned last = cpus.back();
   unsigned calls_until_fresh = ~0U;
   bool pinned = false;
   std::thread th([&] {
