@@ -41,14 +41,14 @@ config parse_args(int argc, char** argv) {
       c.threads = static_cast<unsigned>(std::strtoul(argv[++i], nullptr, 10));
     } else {
       std::fprintf(stderr, "usage: %s [--keys N] [--seconds S] [--threads T]\n", argv[0]);
-      std::exit(2);
+      std::exit(2);  // NOLINT(concurrency-mt-unsafe): no other thread runs yet
     }
   }
   if (c.keys == 0 || c.seconds <= 0) {
     std::fprintf(stderr, "--keys and --seconds must be positive\n");
-    std::exit(2);
+    std::exit(2);  // NOLINT(concurrency-mt-unsafe): no other thread runs yet
   }
-  if (c.threads == 0) c.threads = std::max(1u, std::thread::hardware_concurrency());
+  if (c.threads == 0) c.threads = std::max(1U, std::thread::hardware_concurrency());
   return c;
 }
 
@@ -161,7 +161,7 @@ int main(int argc, char** argv) {
     double load1 = 0;
     if (std::fscanf(f, "%lf", &load1) == 1 && load1 > 0.5 * c.threads) {
       std::printf("  (load average %.1f on %u hardware threads: other work skews these numbers)\n",
-                  load1, std::max(1u, std::thread::hardware_concurrency()));
+                  load1, std::max(1U, std::thread::hardware_concurrency()));
     }
     std::fclose(f);
   }

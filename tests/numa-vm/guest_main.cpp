@@ -55,7 +55,7 @@ void make_cpuset(const numa_vm::layout& want) {
 void run_child_pass(int argc, char** argv, const numa_vm::layout& want, const std::string& pass) {
   std::vector<std::string> extra = {"--pass", pass};
   if (pass.rfind("cpuset", 0) == 0) {
-    extra.push_back("--entries");
+    extra.emplace_back("--entries");
     extra.push_back(std::to_string(std::max<std::size_t>(want.entries / 10, 1000)));
   }
   std::vector<char*> args(argv, argv + argc);
@@ -65,6 +65,7 @@ void run_child_pass(int argc, char** argv, const numa_vm::layout& want, const st
   const pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): the forked child runs one thread
     if (pass.find("sysfs") != std::string::npos) setenv("NUMAMAP_DISABLE_HWLOC", "1", 1);
     if (pass.rfind("cpuset", 0) == 0) {
       try {

@@ -59,14 +59,14 @@ struct on_one_node {
   numa_memory inner{numa_policy::preferred};
   node_id target = 0;
 
-  void* allocate(std::size_t bytes, std::size_t align, node_id) {
+  void* allocate(std::size_t bytes, std::size_t align, node_id /*node*/) {
     return inner.allocate(bytes, align, target);
   }
-  void deallocate(void* p, std::size_t bytes, std::size_t align, node_id) noexcept {
+  void deallocate(void* p, std::size_t bytes, std::size_t align, node_id /*node*/) noexcept {
     inner.deallocate(p, bytes, align, target);
   }
   std::string name() const { return "on_one_node(" + inner.name() + ")"; }
-  page_placement verify_placement(node_id) const { return inner.verify_placement(target); }
+  page_placement verify_placement(node_id /*node*/) const { return inner.verify_placement(target); }
 };
 
 template <class V, class Memory = numamap::default_memory>
@@ -130,7 +130,8 @@ void check_map_placement(const Map& map, const layout& want, std::size_t expect_
   NUMA_VM_CHECK(st.memory_note.empty(), what, ": no fallback, memory_note = '", st.memory_note,
                 "'");
   // Shards live on exactly the nodes with cpus (a CPU-less node gets none).
-  std::vector<unsigned> want_shard_nodes, got_shard_nodes;
+  std::vector<unsigned> want_shard_nodes;
+  std::vector<unsigned> got_shard_nodes;
   for (const view_node& v : want.numamap_nodes())
     if (!v.cpus.empty()) want_shard_nodes.push_back(v.id);
   for (const auto& ns : st.nodes)
@@ -227,7 +228,7 @@ void check_interleave(const layout& want) {
   std::printf("  resource: %s\n", mem.name().c_str());
   NUMA_VM_CHECK(mem.name().find("interleave") != std::string::npos, "name() = ", mem.name());
   std::vector<void*> blocks;
-  const std::size_t block = 512 * 1024;
+  const std::size_t block = std::size_t{512} * 1024;
   for (std::size_t i = 0; i < 64; ++i) {
     void* p = mem.allocate(block, 64, 0);
     std::memset(p, 1, block);

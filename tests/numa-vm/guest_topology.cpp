@@ -119,7 +119,10 @@ void check_current_node(const layout& want) {
   const numamap::topology& topo = numamap::topology::system();
   for (std::size_t n = 0; n < want.nodes(); ++n) {
     for (unsigned cpu : want.allowed_cpus(n)) {
-      unsigned got_first = 999, got_later = 999, k_cpu = 999, k_node = 999;
+      unsigned got_first = 999;
+      unsigned got_later = 999;
+      unsigned k_cpu = 999;
+      unsigned k_node = 999;
       std::string error;
       std::thread t([&] {
         try {
