@@ -301,29 +301,42 @@ inline unsigned usable_cpus() {
   return static_cast<unsigned>(CPU_COUNT(&allowed));
 }
 
+/// A one-shot spinning start line for n threads.
+class start_line {
+ public:
+  explicit start_line(unsigned n) : left_(n) {}
+  void arrive_and_wait() noexcept {
+    // acq_rel: the last arrival sees every thread's setup; the others acquire it below.
+    left_.fetch_sub(1, std::memory_order_acq_rel);
+    while (left_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+  }
+
+ private:
+  std::atomic<unsigned> left_;
+};
+
 /// How long one cache line takes to go from the CPU of worker 0 to that of worker 1 (as
 /// pin_to_cpu places them): two threads pinned there hand a token back and forth through
-/// one line, `handoffs` times; returns ns per one-way hand-off, or -1 when fewer than two
+/// one line 20,000 times; returns ns per one-way hand-off, or -1 when fewer than two
 /// CPUs are usable or pinning fails. On a virtual machine this moves with where the host
 /// runs the two vCPUs (about 26 ns when they share a last-level cache, about 160 ns when
 /// not, on the machine of docs/benchmarks.md), and with it every mix whose threads write
 /// the same lines; the driver records it with every run (column handoff_ns).
-inline double handoff_ns(int handoffs = 20000) {
+inline double handoff_ns() {
+  constexpr int handoffs = 20000;  // even: each side makes half
   if (usable_cpus() < 2) return -1;
   struct alignas(128) line {
     std::atomic<int> token{0};
   };
   line l;
-  std::atomic<int> ready{0};
+  start_line ready(2);
   std::atomic<bool> pinned[2] = {{false}, {false}};
   double ns = -1;
   // Side `s` (0 or 1) waits for the token to reach its parity and passes it on. Acquire and
   // release: each hand-off is one transfer of the line and nothing else.
   auto side = [&](unsigned s) {
     pinned[s].store(pin_to_cpu(s), std::memory_order_relaxed);
-    ready.fetch_add(1, std::memory_order_acq_rel);
-    while (ready.load(std::memory_order_acquire) < 2) {
-    }
+    ready.arrive_and_wait();
     const auto t0 = std::chrono::steady_clock::now();
     for (int i = static_cast<int>(s); i < handoffs; i += 2) {
       while (l.token.load(std::memory_order_acquire) != i) {
@@ -345,20 +358,6 @@ inline double handoff_ns(int handoffs = 20000) {
              ? ns
              : -1;
 }
-
-/// A one-shot spinning start line for n threads.
-class start_line {
- public:
-  explicit start_line(unsigned n) : left_(n) {}
-  void arrive_and_wait() noexcept {
-    // acq_rel: the last arrival sees every thread's setup; the others acquire it below.
-    left_.fetch_sub(1, std::memory_order_acq_rel);
-    while (left_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
-  }
-
- private:
-  std::atomic<unsigned> left_;
-};
 
 /// Keeps a value alive so the compiler cannot drop the code that computed it.
 template <class T>
