@@ -74,6 +74,17 @@ struct map_test_access;
 /// The largest `options::shards_per_node` accepted.
 inline constexpr std::size_t max_shards_per_node = 4096;
 
+/// How lock-free lookups probe a shard's read table (`options::probe`, decisions.md D33).
+enum class read_probe : unsigned char {
+  /// Tags where the map's tables outgrow the cache and their tags do not
+  /// (`options::probe_cache_bytes`), slots elsewhere. The default.
+  automatic,
+  /// Always on the tag bytes, 16 slots at a time.
+  tags,
+  /// Always slot by slot over the entries' control words.
+  slots,
+};
+
 template <class Key, class Value, class Hash = std::hash<Key>, class KeyEqual = std::equal_to<Key>,
           class Memory = default_memory>
 class concurrent_map {
@@ -101,6 +112,11 @@ class concurrent_map {
     std::size_t shards_per_node = 0;
     /// The node memory resource; the map keeps this copy.
     Memory memory{};
+    /// How lookups probe the read tables. Answers do not depend on it, only speed.
+    read_probe probe = read_probe::automatic;
+    /// The cache `read_probe::automatic` sizes the tables against, in bytes, per core;
+    /// 0: the L2 size the C library reports (sysconf), or 1 MiB where it reports none.
+    std::size_t probe_cache_bytes = 0;
   };
 
   /// A map on topology::system() with the default options.
@@ -117,6 +133,12 @@ class concurrent_map {
       throw std::invalid_argument("numamap::concurrent_map: options.shards_per_node = " +
                                   std::to_string(opts.shards_per_node) + " exceeds " +
                                   std::to_string(max_shards_per_node));
+    }
+    if (opts.probe != read_probe::automatic && opts.probe != read_probe::tags &&
+        opts.probe != read_probe::slots) {
+      throw std::invalid_argument("numamap::concurrent_map: options.probe = " +
+                                  std::to_string(static_cast<unsigned>(opts.probe)) +
+                                  " is no read_probe");
     }
     if (topo_.node_count() == 0) {
       throw std::invalid_argument("numamap::concurrent_map: the topology has no NUMA node");
@@ -138,6 +160,7 @@ class concurrent_map {
                                   " shards in all exceeds " + std::to_string(detail::max_shards));
     }
     shard_count_ = total;
+    const detail::tag_window tags = tag_window_for(opts, total);
     domain_ = std::make_unique<detail::epoch_domain>(total * detail::ctr_per_shard);
     reads_ = std::make_unique<detail::atomic<std::uintptr_t>[]>(total);
     shards_.reserve(total);
@@ -147,7 +170,7 @@ class concurrent_map {
           void* mem = memory_.allocate(sizeof(shard_t), alignof(shard_t), p.first);
           try {
             shards_.push_back(new (mem) shard_t(&memory_, domain_.get(), p.first, shards_.size(),
-                                                &reads_[shards_.size()]));
+                                                &reads_[shards_.size()], tags));
           } catch (...) {
             memory_.deallocate(mem, sizeof(shard_t), alignof(shard_t), p.first);
             throw;
@@ -413,6 +436,15 @@ class concurrent_map {
     return std::min(detail::ceil_pow2(cpus * 8), max_shards_per_node);
   }
 
+  /// The read tables probed on their tags (decisions.md D33).
+  static detail::tag_window tag_window_for(const options& o, std::size_t shards) {
+    if (o.probe == read_probe::tags) return detail::tag_window::all();
+    if (o.probe == read_probe::slots) return detail::tag_window::none();
+    const std::size_t cache =
+        o.probe_cache_bytes != 0 ? o.probe_cache_bytes : detail::l2_cache_bytes();
+    return detail::tag_window::sized(cache, shards, sizeof(typename shard_t::entry_t));
+  }
+
   template <class K>
   detail::hashed hash_of(const K& k) const {
     return detail::hashed{detail::mix64(static_cast<std::uint64_t>(hash_(k)))};
@@ -620,6 +652,7 @@ struct map_test_access {
     std::size_t capacity;
     std::size_t used;
     bool amended;
+    bool tags;  ///< readers probe it on its tags
   };
   template <class Map>
   static read_table_info read_table(const Map& m, std::size_t i) {
@@ -627,7 +660,7 @@ struct map_test_access {
     auto g = m.domain_->pin();
     const typename shard_type::view v{m.reads_[i].load(std::memory_order_acquire)};
     const auto* t = v.table();
-    return {t, t->capacity(), t->used(), v.amended()};
+    return {t, t->capacity(), t->used(), v.amended(), v.tags()};
   }
   /// Objects retired and not yet freed (exact when no thread runs).
   template <class Map>

@@ -308,6 +308,9 @@ class model_run {
   std::size_t checks_ = 0;
 };
 
+constexpr numamap::read_probe probes[] = {numamap::read_probe::tags, numamap::read_probe::slots,
+                                          numamap::read_probe::automatic};
+
 template <class Kind>
 void run_sequences(const std::string& name) {
   const std::uint64_t base = numamap_test::test_seed(name);
@@ -318,9 +321,11 @@ void run_sequences(const std::string& name) {
   for (std::uint64_t i = 0; i < sequences; ++i) {
     const std::uint64_t seed = seeds();
     // Alternate shard layouts: one shard per node concentrates keys (more promotions per
-    // shard); the default spreads them. Key spaces of 4 and 16 keys.
+    // shard); the default spreads them. Key spaces of 4 and 16 keys. The read probe in turn
+    // (tags, slots, automatic: slots for tables this small), six layouts in all.
     typename Kind::map_type::options o;
     o.shards_per_node = (i % 2 == 0) ? 1 : 0;
+    o.probe = probes[i % 3];
     typename Kind::map_type m(o);
     model_run<Kind> run(seed, (i % 3 == 0) ? 4 : 16);
     const bool ok = run.run(m, 150);
@@ -343,7 +348,8 @@ void run_sequences(const std::string& name) {
           }
         }
       }
-      INFO("shrunk to " << steps.size() << " ops (shards_per_node " << o.shards_per_node << "):\n"
+      INFO("shrunk to " << steps.size() << " ops (shards_per_node " << o.shards_per_node
+                        << ", probe " << static_cast<int>(o.probe) << "):\n"
                         << shortest);
       FAIL(run.report());
     }

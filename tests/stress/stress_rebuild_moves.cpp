@@ -14,7 +14,8 @@
 // - erased-and-revived keys: load_and_delete then load_or_store by one thread, checked
 //   exactly against its own model.
 // Both key types: uint64 keys (kept in the slots) and string keys (kept in key nodes that a
-// move hands over).
+// move hands over), the first with lookups probing on the tags, the second slot by slot
+// (decisions.md D33).
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -37,10 +38,11 @@ constexpr std::uint64_t revived = 16;
 constexpr std::uint64_t churn_base = 1'000'000;
 
 template <class Kind>
-void run_moves() {
+void run_moves(numamap::read_probe probe) {
   using map_t = typename Kind::map_type;
   typename map_t::options o;
   o.shards_per_node = 1;  // every key in one shard per node: rebuilds come often
+  o.probe = probe;
   map_t m(o);
   const std::uint64_t rounds = numamap_test::scaled(30000, 4);
   numamap_test::watchdog dog("rebuild.moves", std::chrono::seconds(240));
@@ -159,12 +161,12 @@ TEST_CASE(
     "stress: compare_and_swap, store and revive stay exact while rebuilds move entries "
     "(uint64)",
     "[stress]") {
-  run_moves<u64_kind>();
+  run_moves<u64_kind>(numamap::read_probe::tags);
 }
 
 TEST_CASE(
     "stress: compare_and_swap, store and revive stay exact while rebuilds move entries "
     "(string)",
     "[stress]") {
-  run_moves<string_kind>();
+  run_moves<string_kind>(numamap::read_probe::slots);
 }

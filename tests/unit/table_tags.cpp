@@ -43,6 +43,14 @@ numamap::detail::key_slot<std::uint64_t> slot_of(std::uint64_t k) {
   return s;
 }
 
+/// The readers' probe over the slots (find_linear, decisions.md D33), testing the stored
+/// hash first or the key alone (key_test), as the map's two kinds of key do.
+template <bool HashFirst, class Eq>
+const entry_t* find_linear(table_t& t, std::uint32_t bucket_bits, Eq eq, std::uint32_t& c) {
+  const numamap::detail::key_test<Eq, HashFirst> test{eq};
+  return table_t::find_linear(&t, t.capacity() - 1, bucket_bits, test, c);
+}
+
 /// The first empty slot from the home of these bucket bits, walking slot by slot over ctl.
 std::size_t first_empty(const table_t& t, std::uint32_t bucket_bits) {
   const std::size_t mask = t.capacity() - 1;
@@ -53,7 +61,8 @@ std::size_t first_empty(const table_t& t, std::uint32_t bucket_bits) {
 
 }  // namespace
 
-TEST_CASE("table: probes on tags agree with a walk over the control words", "[unit][table]") {
+TEST_CASE("table: probes on tags and over the slots agree with a walk over the control words",
+          "[unit][table]") {
   const std::uint64_t seed = numamap_test::test_seed("table.tags");
   INFO("seed " << seed);
   std::mt19937_64 rng(seed);
@@ -103,6 +112,15 @@ TEST_CASE("table: probes on tags agree with a walk over the control words", "[un
         CHECK(e->key() == k);
         CHECK(e->word.load(std::memory_order_relaxed) == k * 7);
         CHECK(e->hash == b);
+        // The probe over the slots finds the same entry, and hands back its ctl.
+        for (const bool hash_first : {true, false}) {
+          auto eq = [key = k](const entry_t& x) { return x.key() == key; };
+          std::uint32_t c = 0;
+          const entry_t* l =
+              hash_first ? find_linear<true>(t, b, eq, c) : find_linear<false>(t, b, eq, c);
+          CHECK(l == e);
+          CHECK(c == e->ctl.load(std::memory_order_relaxed));
+        }
         ++checks;
       }
       const std::uint64_t absent = next_key + 1000;
@@ -111,8 +129,46 @@ TEST_CASE("table: probes on tags agree with a walk over the control words", "[un
       CHECK(t.find_or_stop(
                 b, [&](const entry_t& x) { return x.key() == absent; }, stop) == nullptr);
       CHECK(stop == first_empty(t, b));
+      auto eq = [&](const entry_t& x) { return x.key() == absent; };
+      std::uint32_t c = 1;
+      CHECK(find_linear<true>(t, b, eq, c) == nullptr);
+      CHECK(c == 0);  // it ended on an empty slot
+      CHECK(find_linear<false>(t, b, eq, c) == nullptr);
     }
     CHECK(checks > 10000);
     CHECK(t.used() == present.size());
   }
+}
+
+TEST_CASE("table: the tag window by cache size, shard count and entry size", "[unit][table]") {
+  using numamap::detail::tag_window;
+  // 1 MiB, 16 shards, 24-byte entries: 16 x 2048 x 24 = 768 KiB fit, 16 x 4096 x 24 do not;
+  // 16 x 32768 tags are half of it.
+  const tag_window w = tag_window::sized(std::size_t{1} << 20U, 16, 24);
+  CHECK(w.min_capacity == 4096);
+  CHECK(w.max_capacity == 32768);
+  CHECK_FALSE(w.contains(2048));
+  CHECK(w.contains(4096));
+  CHECK(w.contains(32768));
+  CHECK_FALSE(w.contains(65536));
+  // Exactly at the cache: entries that fill it fit it.
+  const tag_window exact = tag_window::sized(16 * 1024 * 24, 16, 24);
+  CHECK(exact.min_capacity == 2048);
+  // One shard: the same table bytes, 16 times the capacity.
+  const tag_window one = tag_window::sized(std::size_t{1} << 20U, 1, 24);
+  CHECK(one.min_capacity == 65536);
+  CHECK(one.max_capacity == 524288);
+  // A cache too small for any table's tags: a window below the smallest table, or empty.
+  const tag_window tiny = tag_window::sized(64, 16, 24);
+  CHECK(tiny.max_capacity == 2);
+  CHECK(tag_window::sized(16, 16, 24).max_capacity == 0);
+  CHECK_FALSE(tiny.contains(16));
+  CHECK_FALSE(tiny.contains(std::size_t{1} << 20U));
+  // Entries that never outgrow a huge cache: the window starts past every real table.
+  const tag_window huge = tag_window::sized(~std::size_t{0}, 1, 1);
+  CHECK(huge.min_capacity == std::size_t{1} << 62U);
+  CHECK_FALSE(huge.contains(std::size_t{1} << 40U));
+  CHECK(tag_window::all().contains(16));
+  CHECK_FALSE(tag_window::none().contains(16));
+  CHECK(numamap::detail::l2_cache_bytes() > 0);
 }

@@ -105,10 +105,11 @@ class shard {
   using table_t = entry_table<Key>;
   using snapshot = typename entry_t::snapshot;
   /// The read snapshot {table, amended} packed in one word: the table pointer (bits 3..47;
-  /// tables are 8-byte aligned and below 2^48), the amended flag in bit 0, and 64 - log2
-  /// of the table's capacity in bits 58..63, so a probe needs no load of the table's
-  /// header and the mask is one shift of all ones (capacity 8..2^47: the shift is 17..61).
-  /// Publishing a view is one store.
+  /// tables are 8-byte aligned and below 2^48), the amended flag in bit 0, whether readers
+  /// probe the table on its tags in bit 1 (the shard's tag_window, decisions.md D33), and
+  /// 64 - log2 of the table's capacity in bits 58..63, so a probe needs no load of the
+  /// table's header and the mask is one shift of all ones (capacity 8..2^47: the shift is
+  /// 17..61). Publishing a view is one store.
   struct view {
     std::uintptr_t bits;
     static constexpr unsigned shift_at = 58;
@@ -116,10 +117,14 @@ class shard {
         ((std::uintptr_t{1} << 48) - 1) & ~std::uintptr_t{7};
     table_t* table() const noexcept { return reinterpret_cast<table_t*>(bits & pointer_bits); }
     bool amended() const noexcept { return (bits & 1U) != 0; }
+    bool tags() const noexcept { return (bits & 2U) != 0; }
     std::size_t mask() const noexcept { return ~std::size_t{0} >> (bits >> shift_at); }
+    /// The read probe: on the tags, or over the slots (the same slots in the same order;
+    /// what one finds, the other does).
     template <class Eq>
     NUMAMAP_ALWAYS_INLINE entry_t* find(const hashed& hv, const Eq& eq, std::uint32_t& c) const {
-      return table_t::find_masked(table(), mask(), hv.bucket_bits(), eq, c);
+      if (tags()) return table_t::find_masked(table(), mask(), hv.bucket_bits(), eq, c);
+      return table_t::find_linear(table(), mask(), hv.bucket_bits(), eq, c);
     }
     template <class Eq>
     entry_t* find(const hashed& hv, const Eq& eq) const {
@@ -142,10 +147,11 @@ class shard {
   static constexpr bool inline_values = value_inline<Value>;
 
   /// `read` is the shard's read-view word; the map keeps these words side by side (see
-  /// concurrent_map), so a lookup reaches the table without loading the shard.
+  /// concurrent_map), so a lookup reaches the table without loading the shard. `tags`:
+  /// the read tables readers probe on their tags.
   shard(Memory* mem, epoch_domain* dom, node_id node, std::size_t index,
-        detail::atomic<std::uintptr_t>* read)
-      : mem_(mem), dom_(dom), node_(node), index_(index), read_(*read) {
+        detail::atomic<std::uintptr_t>* read, tag_window tags)
+      : mem_(mem), dom_(dom), node_(node), index_(index), tags_(tags), read_(*read) {
     // NOLINTNEXTLINE(cppcoreguidelines-prefer-member-initializer): needs bytes_, declared later
     dirty_ = new_table(table_t::min_capacity);
     read_.store(pack(empty_table(), false), std::memory_order_relaxed);  // before sharing
@@ -967,10 +973,11 @@ class shard {
     t->~table_t();
     dealloc(t, bytes, alignof(table_t));
   }
-  static std::uintptr_t pack(table_t* t, bool amended) noexcept {
+  std::uintptr_t pack(table_t* t, bool amended) const noexcept {
     unsigned log2 = 0;
     while ((std::size_t{1} << log2) < t->capacity()) ++log2;
     return reinterpret_cast<std::uintptr_t>(t) | (amended ? 1U : 0U) |
+           (tags_.contains(t->capacity()) ? 2U : 0U) |
            (static_cast<std::uintptr_t>(64 - log2) << view::shift_at);
   }
   view load_view(std::memory_order o) const noexcept { return view{read_.load(o)}; }
@@ -1056,6 +1063,7 @@ class shard {
   epoch_domain* const dom_;
   const node_id node_;
   const std::size_t index_;
+  const tag_window tags_;
   // The read view, kept by the map beside the other shards' (see the constructor). Loaded
   // by any thread at any time (S1); stored only with mu_ held (S3).
   detail::atomic<std::uintptr_t>& read_;

@@ -28,6 +28,9 @@
 #include <cstdint>
 #include <new>
 #include <type_traits>
+#if defined(__unix__)
+#include <unistd.h>
+#endif
 #if defined(__SSE2__) && !defined(NUMAMAP_TAGS_SWAR)
 #include <emmintrin.h>
 #endif
@@ -155,6 +158,41 @@ class entry_table {
                                                     std::uint32_t& c) {
     std::size_t at = 0;
     return probe(t->slots(), mask, bucket_bits, eq, c, at);
+  }
+
+  /// find_masked() without the tags: linear probing over the slots' control words from
+  /// the home slot, as before D32 (decisions.md D33). The read probe of tables that fit
+  /// the cache or whose tags would not (tag_window): there the tags only add a line to
+  /// wait for, or instructions. Lock-free, writes nothing; the same slots in the same order
+  /// as probe(), so it finds what probe() finds and ends where it ends.
+  template <class Eq>
+  NUMAMAP_ALWAYS_INLINE static entry_t* find_linear(entry_table* t, std::size_t mask,
+                                                    std::uint32_t bucket_bits, const Eq& eq,
+                                                    std::uint32_t& c) {
+    constexpr bool hash_first = hash_first_v<Eq>;
+    entry_t* slots = t->slots();
+    std::size_t i = bucket_bits & mask;
+    {
+      // The home slot first, apart: whether the probe goes on from it or from the next slot
+      // is computed, not branched on. A hit's slot is k slots past its home, k = 0, 1, 2,
+      // ... at random, and a branch taken at the k-th slot is one no predictor learns: it
+      // missed about once a lookup. From here the loop's first test finds the key when k
+      // <= 1, the common case (decisions.md D30).
+      const entry_t& s = slots[i];
+      c = s.ctl.load(std::memory_order_acquire);  // (T1), as below
+      if (c == 0) return nullptr;
+      const bool maybe_here = hash_first ? s.hash == bucket_bits : eq(s);
+      i = (i + static_cast<std::size_t>(!maybe_here)) & mask;
+    }
+    for (;;) {
+      entry_t& s = slots[i];
+      // (T1) acquire, as in probe(). A slot whose ctl is still 0 ends the probe as it ends
+      //      probe() at a tag whose slot is being published (see there).
+      c = s.ctl.load(std::memory_order_acquire);
+      if (c == 0) return nullptr;
+      if ((!hash_first || s.hash == bucket_bits) && eq(s)) return &s;
+      i = (i + 1) & mask;
+    }
   }
 
   /// A writer's probe: find(), and, when the key is absent, where the probe stopped (`stop`:
@@ -389,6 +427,56 @@ class entry_table {
   detail::atomic<std::uint32_t> frozen_{0};
   alignas(cacheline_size) std::size_t used_ = 0;  // writer-only (shard mutex)
 };
+
+/// The table capacities whose read probe starts on the tags (decisions.md D33): those
+/// whose map's entries (one such table per shard) would not fit the cache, while its
+/// tags would fit half of it. Elsewhere the tags do not pay: with the entries in the
+/// cache they only add instructions (1K keys: 0.58x absl with them, 0.62x without), and
+/// with the tags out of it a lookup waits for two lines instead of one (1M keys: 0.74-0.82
+/// against 0.90-1.06; 10M: 1.13 against 1.39). Writers' probes use the tags at every size.
+struct tag_window {
+  std::size_t min_capacity = 0;  ///< the smallest capacity in the window
+  std::size_t max_capacity = 0;  ///< the largest; below min_capacity: an empty window
+  bool contains(std::size_t capacity) const noexcept {
+    return capacity >= min_capacity && capacity <= max_capacity;
+  }
+  /// The window for `shards` tables of `entry_bytes` per slot (plus a tag byte) against a
+  /// cache of `cache_bytes` (per core: one thread's probes go to every shard).
+  static tag_window sized(std::size_t cache_bytes, std::size_t shards,
+                          std::size_t entry_bytes) noexcept {
+    tag_window w;
+    w.min_capacity = 1;
+    // The first capacity whose shards' entries exceed the cache (2^62: none).
+    const std::size_t fit = cache_bytes / (shards * entry_bytes);
+    while (w.min_capacity <= fit && w.min_capacity < (std::size_t{1} << 62U)) w.min_capacity <<= 1;
+    // The last one whose shards' tags fit half of it (none: 0).
+    const std::size_t tags_fit = cache_bytes / 2 / shards;
+    w.max_capacity = tags_fit == 0 ? 0 : std::size_t{1} << (bit_width(tags_fit) - 1);
+    return w;
+  }
+  static tag_window all() noexcept { return {0, ~std::size_t{0}}; }
+  static tag_window none() noexcept { return {1, 0}; }
+
+ private:
+  static unsigned bit_width(std::size_t n) noexcept {
+    unsigned b = 0;
+    while (n != 0) {
+      n >>= 1U;
+      ++b;
+    }
+    return b;
+  }
+};
+
+/// The size of one core's L2 cache as the C library reports it, or 1 MiB where it does not
+/// (some virtual machines and non-x86 systems report 0).
+inline std::size_t l2_cache_bytes() noexcept {
+#if defined(_SC_LEVEL2_CACHE_SIZE)
+  const long n = ::sysconf(_SC_LEVEL2_CACHE_SIZE);
+  if (n > 0) return static_cast<std::size_t>(n);
+#endif
+  return std::size_t{1} << 20U;
+}
 
 /// The smallest power of two >= n (n >= 1).
 inline std::size_t ceil_pow2(std::size_t n) noexcept {
