@@ -152,7 +152,7 @@ TEST_CASE("table: the tag window by cache size, shard count and entry size", "[u
   CHECK(w.contains(32768));
   CHECK_FALSE(w.contains(65536));
   // Exactly at the cache: entries that fill it fit it.
-  const tag_window exact = tag_window::sized(16 * 1024 * 24, 16, 24);
+  const tag_window exact = tag_window::sized(std::size_t{16} * 1024 * 24, 16, 24);
   CHECK(exact.min_capacity == 2048);
   // One shard: the same table bytes, 16 times the capacity.
   const tag_window one = tag_window::sized(std::size_t{1} << 20U, 1, 24);
