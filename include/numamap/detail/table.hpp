@@ -89,13 +89,16 @@ constexpr std::uint32_t lane_bits(std::uint64_t x) noexcept {
 }
 static_assert(lane_bits(zero_lanes(0x00ff0001ff000100ULL)) == 0xa5, "lanes 0, 2, 5 and 7 are 0");
 
+/// The fewest slots a table has (entry_table::min_capacity, capacity_for).
+inline constexpr std::size_t table_min_capacity = 16;
+
 template <class Key>
 class entry_table {
  public:
   using entry_t = entry<Key>;
   /// A probe reads the tags 16 at a time, a group aligned to 16 slots: a table has at
   /// least one group.
-  static constexpr std::size_t min_capacity = 16;
+  static constexpr std::size_t min_capacity = table_min_capacity;
 
   static constexpr std::size_t bytes_for(std::size_t capacity) noexcept {
     return sizeof(entry_table) + capacity * (sizeof(entry_t) + 1);  // + a tag byte per slot
@@ -489,7 +492,7 @@ inline std::size_t ceil_pow2(std::size_t n) noexcept {
 /// the next rebuild).
 inline std::size_t capacity_for(std::size_t n) noexcept {
   const std::size_t c = ceil_pow2(n * 2);
-  return c < 16 ? 16 : c;  // entry_table::min_capacity
+  return c < table_min_capacity ? table_min_capacity : c;
 }
 
 }  // namespace detail
