@@ -548,6 +548,7 @@ std::string smoke_concurrent() {
 struct map_entry {
   std::string name;
   bool thread_safe;
+  bool by_default = true;                 // false: runs only when --maps names it
   std::function<std::string()> smoke;     // "" when correct
   std::function<std::string()> describe;  // extra words for meta.json
   std::function<std::unique_ptr<prepared>(const cell&, const run_options&)> prepare;
@@ -596,6 +597,11 @@ std::vector<map_entry> all_maps() {
   std::vector<map_entry> v;
 #if NUMAMAP_BENCH_HAVE_NUMAMAP
   v.push_back(make_entry<numamap_adapter>());
+  // numamap with its read probe forced (decisions.md D33), for scripts/probe-sweep.sh.
+  v.push_back(make_entry<numamap_tags_adapter>());
+  v.back().by_default = false;
+  v.push_back(make_entry<numamap_slots_adapter>());
+  v.back().by_default = false;
 #endif
   v.push_back(make_entry<std_shared_mutex_adapter>());
 #if NUMAMAP_BENCH_HAVE_TBB
@@ -714,7 +720,8 @@ void usage() {
       "                     the target cells), plus read100 at 10M keys on 1 thread (< 5 min\n"
       "                     on 2 cores)\n"
       "  --smoke            a token run for CI: 1K keys, threads 1,2, 1 rep of 0.02 s\n"
-      "  --maps LIST        maps to run (default: all found), e.g. numamap,tbb_chm\n"
+      "  --maps LIST        maps to run (default: all found but numamap_tags and\n"
+      "                     numamap_slots), e.g. numamap,tbb_chm\n"
       "  --mixes LIST       mixes to run (default: all)\n"
       "  --sizes LIST       e.g. 1K,100K,10M (default 1K,100K,10M)\n"
       "  --threads LIST     e.g. 1,2,4 or 1-16 (default powers of two up to the cpus, and\n"
@@ -809,7 +816,8 @@ config parse(int argc, char** argv) {
     } else if (a == "--list") {
       std::printf("maps:\n");
       for (const auto& m : all_maps())
-        std::printf("  %-18s %s\n", m.name.c_str(), m.thread_safe ? "" : "(1 thread only)");
+        std::printf("  %-18s %s%s\n", m.name.c_str(), m.thread_safe ? "" : "(1 thread only)",
+                    m.by_default ? "" : "(only when --maps names it)");
       std::printf("not built: %s\n", NUMAMAP_BENCH_SKIPPED);
       std::printf("mixes:\n");
       for (const auto& m : mixes) std::printf("  %-12s %s\n", m.name, m.what);
@@ -1027,8 +1035,8 @@ int run(int argc, char** argv) {
   const config cfg = parse(argc, argv);
   std::vector<map_entry> maps;
   for (auto& m : all_maps()) {
-    if (cfg.maps.empty() || std::find(cfg.maps.begin(), cfg.maps.end(), m.name) != cfg.maps.end())
-      maps.push_back(std::move(m));
+    const bool named = std::find(cfg.maps.begin(), cfg.maps.end(), m.name) != cfg.maps.end();
+    if (named || (cfg.maps.empty() && m.by_default)) maps.push_back(std::move(m));
   }
   for (const auto& want : cfg.maps) {
     if (std::none_of(maps.begin(), maps.end(), [&](const map_entry& m) { return m.name == want; }))

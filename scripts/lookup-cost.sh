@@ -86,6 +86,11 @@ import sys
 path, map_name = sys.argv[1], sys.argv[2]
 adapter = {"absl_flat_nolock": "absl", "tbb_chm": "tbb"}.get(map_name, map_name)
 target = re.compile(r"::" + adapter + r"_adapter<unsigned long, unsigned long>::load\(")
+probes = {"numamap": 0, "numamap_tags": 1, "numamap_slots": 2}  # numamap::read_probe
+if map_name in probes:
+    # One adapter template for the three probe settings (bench/adapters/numamap.hpp).
+    target = re.compile(r"::numamap_probe_adapter<unsigned long, unsigned long, "
+                        r"\([a-z0-9_:]*read_probe\)" + str(probes[map_name]) + r">::load\(")
 if map_name == "libcuckoo":
     # GCC inlines this adapter's load() into the driver: count the map's find() it calls.
     target = re.compile(r"cuckoohash_map<unsigned long, unsigned long,.*>::find<")

@@ -8,11 +8,16 @@
 
 namespace numamap::bench {
 
-template <class K, class V>
-class numamap_adapter {
+/// The map with options.probe = Probe (decisions.md D33); `numamap` runs the default.
+template <class K, class V, read_probe Probe>
+class numamap_probe_adapter {
  public:
-  static constexpr const char* name = "numamap";
+  static constexpr const char* name = Probe == read_probe::tags    ? "numamap_tags"
+                                      : Probe == read_probe::slots ? "numamap_slots"
+                                                                   : "numamap";
   static constexpr bool thread_safe = true;
+
+  numamap_probe_adapter() : map_(options()) {}
 
   bool load(const K& k, V& out) const {
     const auto v = map_.load(k);
@@ -38,7 +43,22 @@ class numamap_adapter {
   }
 
  private:
-  numamap::concurrent_map<K, V> map_;
+  using map_t = numamap::concurrent_map<K, V>;
+  static typename map_t::options options() {
+    typename map_t::options o;
+    o.probe = Probe;
+    return o;
+  }
+  map_t map_;
 };
+
+template <class K, class V>
+using numamap_adapter = numamap_probe_adapter<K, V, read_probe::automatic>;
+/// Only when named in --maps: the read probe forced, for the size sweep
+/// (scripts/probe-sweep.sh).
+template <class K, class V>
+using numamap_tags_adapter = numamap_probe_adapter<K, V, read_probe::tags>;
+template <class K, class V>
+using numamap_slots_adapter = numamap_probe_adapter<K, V, read_probe::slots>;
 
 }  // namespace numamap::bench
