@@ -143,24 +143,24 @@ TEST_CASE("table: probes on tags and over the slots agree with a walk over the c
 TEST_CASE("table: the tag window by cache size, shard count and entry size", "[unit][table]") {
   using numamap::detail::tag_window;
   // 1 MiB, 16 shards, 24-byte entries: 16 x 2048 x 24 = 768 KiB fit, 16 x 4096 x 24 do not;
-  // 16 x 32768 tags are half of it.
+  // 16 x 16384 tags are a quarter of it.
   const tag_window w = tag_window::sized(std::size_t{1} << 20U, 16, 24);
   CHECK(w.min_capacity == 4096);
-  CHECK(w.max_capacity == 32768);
+  CHECK(w.max_capacity == 16384);
   CHECK_FALSE(w.contains(2048));
   CHECK(w.contains(4096));
-  CHECK(w.contains(32768));
-  CHECK_FALSE(w.contains(65536));
+  CHECK(w.contains(16384));
+  CHECK_FALSE(w.contains(32768));
   // Exactly at the cache: entries that fill it fit it.
   const tag_window exact = tag_window::sized(std::size_t{16} * 1024 * 24, 16, 24);
   CHECK(exact.min_capacity == 2048);
   // One shard: the same table bytes, 16 times the capacity.
   const tag_window one = tag_window::sized(std::size_t{1} << 20U, 1, 24);
   CHECK(one.min_capacity == 65536);
-  CHECK(one.max_capacity == 524288);
+  CHECK(one.max_capacity == 262144);
   // A cache too small for any table's tags: a window below the smallest table, or empty.
   const tag_window tiny = tag_window::sized(64, 16, 24);
-  CHECK(tiny.max_capacity == 2);
+  CHECK(tiny.max_capacity == 1);
   CHECK(tag_window::sized(16, 16, 24).max_capacity == 0);
   CHECK_FALSE(tiny.contains(16));
   CHECK_FALSE(tiny.contains(std::size_t{1} << 20U));

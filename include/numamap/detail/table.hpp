@@ -433,10 +433,12 @@ class entry_table {
 
 /// The table capacities whose read probe starts on the tags (decisions.md D33): those
 /// whose map's entries (one such table per shard) would not fit the cache, while its
-/// tags would fit half of it. Elsewhere the tags do not pay: with the entries in the
-/// cache they only add instructions (1K keys: 0.58x absl with them, 0.62x without), and
-/// with the tags out of it a lookup waits for two lines instead of one (1M keys: 0.74-0.82
-/// against 0.90-1.06; 10M: 1.13 against 1.39). Writers' probes use the tags at every size.
+/// tags would fit a quarter of it (the rest is for the entry lines that stream through).
+/// Elsewhere the tags do not pay: with the entries in the cache they only add
+/// instructions (1K keys: 0.58x absl with them, 0.62x without), and with the tags out of
+/// it a lookup waits for two lines instead of one (1M keys: 0.74-0.82 against 0.90-1.06;
+/// 10M: 1.13 against 1.39; at 300K keys, tags of half the cache, no better than without).
+/// Writers' probes use the tags at every size.
 struct tag_window {
   std::size_t min_capacity = 0;  ///< the smallest capacity in the window
   std::size_t max_capacity = 0;  ///< the largest; below min_capacity: an empty window
@@ -452,8 +454,8 @@ struct tag_window {
     // The first capacity whose shards' entries exceed the cache (2^62: none).
     const std::size_t fit = cache_bytes / (shards * entry_bytes);
     while (w.min_capacity <= fit && w.min_capacity < (std::size_t{1} << 62U)) w.min_capacity <<= 1;
-    // The last one whose shards' tags fit half of it (none: 0).
-    const std::size_t tags_fit = cache_bytes / 2 / shards;
+    // The last one whose shards' tags fit a quarter of it (none: 0).
+    const std::size_t tags_fit = cache_bytes / 4 / shards;
     w.max_capacity = tags_fit == 0 ? 0 : std::size_t{1} << (bit_width(tags_fit) - 1);
     return w;
   }
