@@ -1,5 +1,7 @@
 // bench/adapters/numamap.hpp — numamap::concurrent_map with its defaults: topology::system(),
-// default shards per node, default_memory (numa_memory where libnuma works, else heap).
+// default shards per node, default_memory (numa_memory where libnuma works, else heap); and,
+// for the probe sweep only, the same map with its read probe forced (numamap_tags,
+// numamap_slots).
 #pragma once
 
 #include <numamap/numamap.hpp>
