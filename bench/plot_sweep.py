@@ -8,50 +8,31 @@ absl's in the same repetition, the median over repetitions and its range. Writes
 probe_sweep.png and probe_sweep.md (decisions.md D33).
 """
 import argparse
-import csv
-import json
 import os
 import statistics
 import sys
+
+# The results reader and the size labels of the main plot script, beside this one.
+from plot import CEILING as REFERENCE
+from plot import load, plt, size_label  # plt: headless, plot.py chose the Agg backend
 
 VARIANTS = [
     ("numamap", "numamap (probe chosen by size, the default)", "#1f77b4", "o-"),
     ("numamap_tags", "numamap, tags forced", "#ff7f0e", "s--"),
     ("numamap_slots", "numamap, slots forced", "#2ca02c", "^--"),
 ]
-REFERENCE = "absl_flat_nolock"
-
-
-def size_label(n):
-    for div, suffix in ((1_000_000, "M"), (1_000, "K")):
-        if n >= div and n % div == 0:
-            return f"{n // div}{suffix}"
-    return str(n)
-
-
-def load(results_dir):
-    rows = []
-    with open(os.path.join(results_dir, "results.csv"), newline="") as f:
-        for r in csv.DictReader(f):
-            if r["mix"] != "read100" or r["threads"] != "1":
-                continue
-            rows.append(r)
-    meta = {}
-    meta_path = os.path.join(results_dir, "meta.json")
-    if os.path.exists(meta_path):
-        with open(meta_path) as f:
-            meta = json.load(f)
-    return rows, meta
 
 
 def ratios(rows):
-    """{(variant, size): [ratio per repetition]}, {(map, size): [mops]}."""
+    """{(variant, size): [ratio per repetition]}, {(map, size): [mops]} of read100 at 1 thread."""
     by_rep = {}
     mops = {}
     for r in rows:
-        size = int(r["size"])
-        by_rep.setdefault((size, r["rep"]), {})[r["map"]] = float(r["mops"])
-        mops.setdefault((r["map"], size), []).append(float(r["mops"]))
+        if r["mix"] != "read100" or r["threads"] != 1:
+            continue
+        size = r["size"]
+        by_rep.setdefault((size, r["rep"]), {})[r["map"]] = r["mops"]
+        mops.setdefault((r["map"], size), []).append(r["mops"])
     out = {}
     for (size, _rep), maps in by_rep.items():
         ref = maps.get(REFERENCE)
@@ -104,10 +85,6 @@ def main():
         f.write(markdown(rat, mops, sizes, meta))
     print(f"wrote {os.path.join(out, 'probe_sweep.md')}")
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, label, colour, style in VARIANTS:
