@@ -14,12 +14,14 @@
 #include <string>
 #include <thread>
 
+#include "map_kinds.hpp"
 #include "test_catch.hpp"
 
 namespace {
 
 using numamap::detail::map_test_access;
 using numamap::detail::read_outcome;
+using numamap_test::until_fast_hit;
 
 using map_t = numamap::concurrent_map<std::uint64_t, std::uint64_t>;
 
@@ -34,18 +36,6 @@ std::uint64_t total_loads(const Map& m) {
   std::uint64_t n = 0;
   for (const auto& s : m.stats().shards) n += s.loads;
   return n;
-}
-
-/// Loads k until the fast attempt answers it from the read snapshot (a promotion moved it
-/// there); false if that never happens.
-template <class Map, class K>
-bool until_fast_hit(const Map& m, const K& k) {
-  std::uint64_t w = 0;
-  for (int i = 0; i < 10000; ++i) {
-    if (map_test_access::try_lookup(m, k, w) == read_outcome::hit) return true;
-    (void)m.load(k);
-  }
-  return false;
 }
 
 const char* name(read_outcome r) {

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "map_kinds.hpp"
 #include "test_catch.hpp"
 
 namespace {
@@ -34,12 +35,7 @@ std::size_t shard_count(const map_t& m) { return m.stats().shards.size(); }
 /// (promotions move the dirty maps there); false if some key never gets there.
 bool all_in_read_tables(const map_t& m, std::uint64_t n) {
   for (std::uint64_t k = 0; k < n; ++k) {
-    std::uint64_t w = 0;
-    int tries = 0;
-    while (map_test_access::try_lookup(m, k, w) != read_outcome::hit) {
-      if (++tries > 10000) return false;
-      (void)m.load(k);
-    }
+    if (!numamap_test::until_fast_hit(m, k)) return false;
   }
   return true;
 }

@@ -95,4 +95,17 @@ std::size_t stats_entries(const Map& m) {
   return n;
 }
 
+/// Loads k until the read path's fast attempt answers it from the read snapshot (a
+/// promotion moved it there); false if that never happens.
+template <class Map, class K>
+bool until_fast_hit(const Map& m, const K& k) {
+  std::uint64_t w = 0;
+  for (int i = 0; i < 10000; ++i) {
+    if (numamap::detail::map_test_access::try_lookup(m, k, w) == numamap::detail::read_outcome::hit)
+      return true;
+    (void)m.load(k);
+  }
+  return false;
+}
+
 }  // namespace numamap_test
