@@ -431,6 +431,13 @@ class entry_table {
   alignas(cacheline_size) std::size_t used_ = 0;  // writer-only (shard mutex)
 };
 
+/// The smallest power of two >= n (n >= 1).
+inline std::size_t ceil_pow2(std::size_t n) noexcept {
+  std::size_t c = 1;
+  while (c < n) c <<= 1;
+  return c;
+}
+
 /// The table capacities whose read probe starts on the tags (decisions.md D33): those
 /// whose map's entries (one such table per shard) would not fit the cache, while its
 /// tags would fit a quarter of it (the rest is for the entry lines that stream through).
@@ -456,21 +463,11 @@ struct tag_window {
     while (w.min_capacity <= fit && w.min_capacity < (std::size_t{1} << 62U)) w.min_capacity <<= 1;
     // The last one whose shards' tags fit a quarter of it (none: 0).
     const std::size_t tags_fit = cache_bytes / 4 / shards;
-    w.max_capacity = tags_fit == 0 ? 0 : std::size_t{1} << (bit_width(tags_fit) - 1);
+    w.max_capacity = ceil_pow2(tags_fit + 1) >> 1U;
     return w;
   }
   static tag_window all() noexcept { return {0, ~std::size_t{0}}; }
   static tag_window none() noexcept { return {1, 0}; }
-
- private:
-  static unsigned bit_width(std::size_t n) noexcept {
-    unsigned b = 0;
-    while (n != 0) {
-      n >>= 1U;
-      ++b;
-    }
-    return b;
-  }
 };
 
 /// The size of one core's L2 cache as the C library reports it, or 1 MiB where it does not
@@ -481,13 +478,6 @@ inline std::size_t l2_cache_bytes() noexcept {
   if (n > 0) return static_cast<std::size_t>(n);
 #endif
   return std::size_t{1} << 20U;
-}
-
-/// The smallest power of two >= n (n >= 1).
-inline std::size_t ceil_pow2(std::size_t n) noexcept {
-  std::size_t c = 1;
-  while (c < n) c <<= 1;
-  return c;
 }
 
 /// Capacity for n entries at load <= 1/2 (room to grow to the maximum load, 13/16, before
