@@ -635,6 +635,7 @@ struct config {
   std::string child_cell;  // internal: this process is the child running one cell
   std::string child_csv;   // internal: where the child appends its rows
   std::string mode = "full";
+  std::size_t probe_cache_bytes = 0;  // --probe-cache-bytes (0: the machine's L2)
 };
 
 // The cells issue 4's targets are read from (bench/plot.py, targets): read100 at 1 thread
@@ -736,6 +737,9 @@ void usage() {
       "  --no-pin           do not pin worker threads to cpus\n"
       "  --no-isolate       run all cells in this process (default: each cell in a fresh\n"
       "                     child process, so every cell starts from a pristine heap)\n"
+      "  --probe-cache-bytes N\n"
+      "                     the cache size numamap sizes its read probe's choice against\n"
+      "                     (options.probe_cache_bytes; default 0: this machine's L2)\n"
       "  --list             print the maps found and the mixes, then exit\n");
 }
 
@@ -809,6 +813,13 @@ config parse(int argc, char** argv) {
       cfg.pin = false;
     } else if (a == "--no-isolate") {
       cfg.isolate = false;
+    } else if (a == "--probe-cache-bytes") {
+      const std::string v = value();
+      std::size_t pos = 0;
+      const unsigned long long n = std::stoull(v, &pos);
+      if (pos != v.size() || v[0] == '-')
+        throw std::invalid_argument("--probe-cache-bytes needs a byte count, not '" + v + "'");
+      cfg.probe_cache_bytes = static_cast<std::size_t>(n);
     } else if (a == "--child-cell") {
       cfg.child_cell = value();
     } else if (a == "--child-csv") {
@@ -895,6 +906,11 @@ void write_meta(const config& cfg, const std::vector<map_entry>& maps, int argc,
   f << "  \"target_reps\": " << (cfg.target_reps > 0 ? cfg.target_reps : cfg.reps) << ",\n";
   f << "  \"pinned\": " << (cfg.pin ? "true" : "false") << ",\n";
   f << "  \"isolated_cells\": " << (cfg.isolate ? "true" : "false") << ",\n";
+#if NUMAMAP_BENCH_HAVE_NUMAMAP
+  f << "  \"probe_cache_bytes\": "
+    << (cfg.probe_cache_bytes != 0 ? cfg.probe_cache_bytes : numamap::detail::l2_cache_bytes())
+    << ",\n";
+#endif
   f << "  \"load_average_start\": \"" << load_start << "\",\n";
   f << "  \"load_average_end\": \"" << load_end << "\",\n";
   f << "  \"latency\": \"1 op in 64 timed with "
@@ -996,6 +1012,8 @@ int run_cell_isolated(const cell& c, const std::vector<const map_entry*>& runnab
   std::snprintf(buf, sizeof buf, "%.17g", opt.warmup);
   args.insert(args.end(), {"--warmup", buf});
   if (!opt.pin) args.push_back("--no-pin");
+  if (cfg.probe_cache_bytes != 0)
+    args.insert(args.end(), {"--probe-cache-bytes", std::to_string(cfg.probe_cache_bytes)});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -1045,6 +1063,9 @@ int run(int argc, char** argv) {
   }
   if (maps.empty()) throw std::invalid_argument("no map selected");
 
+#if NUMAMAP_BENCH_HAVE_NUMAMAP
+  probe_cache_bytes = cfg.probe_cache_bytes;
+#endif
   run_options opt;
   opt.seconds = cfg.seconds;
   opt.warmup = cfg.warmup >= 0 ? cfg.warmup : cfg.seconds / 4;

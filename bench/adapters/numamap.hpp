@@ -4,11 +4,18 @@
 // numamap_slots).
 #pragma once
 
+#include <cstddef>
 #include <numamap/numamap.hpp>
 #include <string>
 #include <utility>
 
 namespace numamap::bench {
+
+/// options.probe_cache_bytes for every numamap the driver builds (--probe-cache-bytes; 0:
+/// the machine's own L2 size). scripts/lookup-cost.sh sets it to the machine's size:
+/// under valgrind the C library reports the simulated CPU's L2 (256 KiB), which moves the
+/// size-chosen probe's window (decisions.md D33), so the counts would be of another probe.
+inline std::size_t probe_cache_bytes = 0;
 
 /// The map with options.probe = Probe (decisions.md D33); `numamap` runs the default.
 template <class K, class V, read_probe Probe>
@@ -49,6 +56,7 @@ class numamap_probe_adapter {
   static typename map_t::options options() {
     typename map_t::options o;
     o.probe = Probe;
+    o.probe_cache_bytes = probe_cache_bytes;
     return o;
   }
   map_t map_;
