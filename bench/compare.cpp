@@ -743,6 +743,29 @@ void usage() {
       "  --list             print the maps found and the mixes, then exit\n");
 }
 
+/// The number an option's whole value spells, or an error that names the option (std::stoi
+/// and its kin take a prefix such as "3x", and say only "stoi" of what they cannot read).
+template <class T>
+T option_number(const std::string& option, const std::string& v) {
+  std::size_t pos = 0;
+  T n{};
+  try {
+    if constexpr (std::is_floating_point_v<T>) {
+      n = static_cast<T>(std::stod(v, &pos));
+    } else if constexpr (std::is_signed_v<T>) {
+      n = static_cast<T>(std::stoi(v, &pos));
+    } else {
+      n = static_cast<T>(std::stoull(v, &pos));
+    }
+  } catch (const std::logic_error&) {
+    pos = 0;  // not a number, or out of range
+  }
+  const bool negative = std::is_unsigned_v<T> && v.find('-') != std::string::npos;
+  if (v.empty() || pos != v.size() || negative)
+    throw std::invalid_argument(option + " needs a number, not '" + v + "'");
+  return n;
+}
+
 config parse(int argc, char** argv) {
   config cfg;
   cfg.sizes = {1000, 100000, 10000000};
@@ -800,13 +823,13 @@ config parse(int argc, char** argv) {
     } else if (a == "--threads") {
       cfg.threads = parse_threads(value());
     } else if (a == "--reps") {
-      cfg.reps = std::stoi(value());
+      cfg.reps = option_number<int>(a, value());
     } else if (a == "--target-reps") {
-      cfg.target_reps = std::stoi(value());
+      cfg.target_reps = option_number<int>(a, value());
     } else if (a == "--seconds") {
-      cfg.seconds = std::stod(value());
+      cfg.seconds = option_number<double>(a, value());
     } else if (a == "--warmup") {
-      cfg.warmup = std::stod(value());
+      cfg.warmup = option_number<double>(a, value());
     } else if (a == "--out") {
       cfg.out = value();
     } else if (a == "--no-pin") {
@@ -814,12 +837,7 @@ config parse(int argc, char** argv) {
     } else if (a == "--no-isolate") {
       cfg.isolate = false;
     } else if (a == "--probe-cache-bytes") {
-      const std::string v = value();
-      std::size_t pos = 0;
-      const unsigned long long n = std::stoull(v, &pos);
-      if (pos != v.size() || v[0] == '-')
-        throw std::invalid_argument("--probe-cache-bytes needs a byte count, not '" + v + "'");
-      cfg.probe_cache_bytes = static_cast<std::size_t>(n);
+      cfg.probe_cache_bytes = option_number<std::size_t>(a, value());
     } else if (a == "--child-cell") {
       cfg.child_cell = value();
     } else if (a == "--child-csv") {
