@@ -60,10 +60,10 @@ fi
 
 # numamap chooses its read probe by the L2 size the C library reports (decisions.md D33);
 # under valgrind that is the simulated CPU's (256 KiB), not this machine's, and the counts
-# would be of the probe a machine with that cache runs. Pass this machine's size.
+# would be of the probe a machine with that cache runs. Pass the size a native run uses:
+# this machine's, or 1 MiB where it reports none (detail::l2_cache_bytes's fallback).
 l2=$(getconf LEVEL2_CACHE_SIZE 2>/dev/null || echo 0)
-probe_cache=()
-[[ "$l2" =~ ^[0-9]+$ && "$l2" -gt 0 ]] && probe_cache=(--probe-cache-bytes "$l2")
+[[ "$l2" =~ ^[0-9]+$ && "$l2" -gt 0 ]] || l2=1048576
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -82,8 +82,8 @@ for m in "${list[@]}"; do
     --collect-atstart=no --toggle-collect='numamap::bench::*::worker<*{lambda()#1}::operator()() const' \
     --callgrind-out-file="$work/$m.out" \
     "$compare" --maps "$m" --mixes "$mix" --sizes "$size" --threads 1 --reps 1 \
-    --seconds 0.3 --warmup 0.1 --no-isolate --no-pin "${probe_cache[@]}" --out "$work/$m" \
-    >"$work/$m.log" 2>&1 || {
+    --seconds 0.3 --warmup 0.1 --no-isolate --no-pin --probe-cache-bytes "$l2" \
+    --out "$work/$m" >"$work/$m.log" 2>&1 || {
     echo "lookup-cost.sh: the run of $m failed; its log:" >&2
     tail -n 20 "$work/$m.log" >&2
     exit 1
