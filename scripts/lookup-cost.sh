@@ -17,12 +17,12 @@
 # (D1 32 KiB 8-way, LL 32 MiB 16-way, 64-byte lines) and its branch predictor simulator (2-bit
 # counters indexed by the branch's address and the last few outcomes, as valgrind's manual
 # describes it: older than a current core's, so its mispredictions are a relative measure,
-# but a branch on the length of a probe is one no predictor can learn), and divides the
-# inclusive counts of the adapter's load() by the number of calls (libcuckoo's adapter is
-# inlined into the driver: there, of the map's find()). The counts include the adapter's
-# call, which all maps pay alike. Only the workers' loop is counted (warm-up and timed run,
-# the mix and size asked for): callgrind collects inside the worker's lambda alone, so the
-# driver's smoke test, whose loads go to maps of other sizes, and the prefill are left out.
+# but a branch on the length of a probe is one no predictor can learn), and divides what was
+# counted by the number of operations the run timed. Only the driver's timed loop is counted
+# (callgrind collects inside bench/compare.cpp's timed_loop alone): the smoke test, whose
+# loads go to maps of other sizes, the prefill and the warm-up are left out. The counts per
+# operation include the driver's own share (its random number, the key's mixing, the loop;
+# decisions.md D34), which all maps pay alike.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -38,7 +38,7 @@ while [[ $# -gt 0 ]]; do
     --mix) mix=$2; shift 2 ;;
     --build-dir) build=$2; shift 2 ;;
     --compare) compare=$2; shift 2 ;;
-    -h | --help) sed -n '2,21p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h | --help) sed -n '2,25p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "lookup-cost.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -70,7 +70,7 @@ trap 'rm -rf "$work"' EXIT
 python=/usr/bin/python3
 [[ -x $python ]] || python=python3
 
-echo "| map | Ir / load | data reads / load | D1 read misses / load | LL read misses / load | cond. branches / load | mispredicted / load | loads counted |"
+echo "| map | Ir / op | data reads / op | D1 read misses / op | LL read misses / op | cond. branches / op | mispredicted / op | ops counted |"
 echo "|---|---|---|---|---|---|---|---|"
 IFS=, read -r -a list <<<"$maps"
 for m in "${list[@]}"; do
@@ -79,7 +79,7 @@ for m in "${list[@]}"; do
   # can wait for seconds behind the worker.
   valgrind --tool=callgrind --fair-sched=yes --cache-sim=yes --branch-sim=yes \
     --D1=32768,8,64 --LL=33554432,16,64 \
-    --collect-atstart=no --toggle-collect='numamap::bench::*::worker<*{lambda()#1}::operator()() const' \
+    --collect-atstart=no --toggle-collect='*numamap::bench::*::timed_loop<*' \
     --callgrind-out-file="$work/$m.out" \
     "$compare" --maps "$m" --mixes "$mix" --sizes "$size" --threads 1 --reps 1 \
     --seconds 0.3 --warmup 0.1 --no-isolate --no-pin --probe-cache-bytes "$l2" \
@@ -88,57 +88,25 @@ for m in "${list[@]}"; do
     tail -n 20 "$work/$m.log" >&2
     exit 1
   }
-  "$python" - "$work/$m.out" "$m" <<'EOF'
-import re
+  "$python" - "$work/$m.out" "$work/$m/results.csv" "$m" <<'EOF'
+import csv
 import sys
 
-# callgrind's format: "fn=(id) name" starts a function's records; "cfn=(id) name" and
-# "calls=N ..." announce a call, whose next cost line is the callee's inclusive cost.
-path, map_name = sys.argv[1], sys.argv[2]
-adapter = {"absl_flat_nolock": "absl", "tbb_chm": "tbb"}.get(map_name, map_name)
-target = re.compile(r"::" + adapter + r"_adapter<unsigned long, unsigned long>::load\(")
-probes = {"numamap": 0, "numamap_tags": 1, "numamap_slots": 2}  # numamap::read_probe
-if map_name in probes:
-    # One adapter template for the three probe settings (bench/adapters/numamap.hpp).
-    target = re.compile(r"::numamap_probe_adapter<unsigned long, unsigned long, "
-                        r"\([a-z0-9_:]*read_probe\)" + str(probes[map_name]) + r">::load\(")
-if map_name == "libcuckoo":
-    # GCC inlines this adapter's load() into the driver: count the map's find() it calls.
-    target = re.compile(r"cuckoohash_map<unsigned long, unsigned long,.*>::find<")
-names, events = {}, []
-calls = 0
-inclusive = None
-pending = None
-for line in open(path):
+# Callgrind collected inside the timed loop only (--toggle-collect), so its totals are the
+# timed operations' cost; the driver's CSV says how many operations that loop ran.
+out_path, csv_path, map_name = sys.argv[1], sys.argv[2], sys.argv[3]
+events, totals = [], None
+for line in open(out_path):
     if line.startswith("events:"):
         events = line.split()[1:]
-        inclusive = [0] * len(events)
-        continue
-    m = re.match(r"^c?fn=\((\d+)\)(?: (.*))?", line)
-    if m:
-        if m.group(2):
-            names[m.group(1)] = m.group(2).strip()
-        if line.startswith("cfn="):
-            pending = m.group(1)
-        continue
-    m = re.match(r"^calls=(\d+)", line)
-    if m:
-        if pending is not None and target.search(names.get(pending, "")):
-            calls += int(m.group(1))
-            pending = "count"
-        else:
-            pending = None
-        continue
-    if pending == "count" and line[:1] in "0123456789+-*":
-        # The call's cost line: position, then the inclusive cost of each event.
-        vals = line.split()[1:]
-        for i, v in enumerate(vals):
-            inclusive[i] += int(v)
-        pending = None
-if not calls:
-    sys.exit(f"lookup-cost.sh: no calls of {map_name}'s adapter load() found in {path}")
-per = {e: inclusive[i] / calls for i, e in enumerate(events)}
+    elif line.startswith(("totals:", "summary:")):
+        totals = [int(v) for v in line.split()[1:]]
+ops = sum(int(r["ops"]) for r in csv.DictReader(open(csv_path)))
+if not events or not totals or not any(totals) or not ops:
+    # Nothing collected: the toggle did not match the timed loop (renamed?) or it ran none.
+    sys.exit(f"lookup-cost.sh: no counts or no operations for {map_name} ({out_path})")
+per = {e: totals[i] / ops for i, e in enumerate(events) if i < len(totals)}
 print(f"| {map_name} | {per.get('Ir', 0):.1f} | {per.get('Dr', 0):.1f} | {per.get('D1mr', 0):.2f} "
-      f"| {per.get('DLmr', 0):.3f} | {per.get('Bc', 0):.1f} | {per.get('Bcm', 0):.2f} | {calls} |")
+      f"| {per.get('DLmr', 0):.3f} | {per.get('Bc', 0):.1f} | {per.get('Bcm', 0):.2f} | {ops} |")
 EOF
 done
