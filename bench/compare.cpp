@@ -281,8 +281,8 @@ void worker(Map& map, const Keys& keys, const cell& c, unsigned t, run_control& 
   // One operation of the mix. The kind is a template argument, not a switch: each kind gets
   // a timed loop of its own, into which the step is inlined, so the driver costs no call and
   // no switch per operation. A map's call is the compiler's to inline or not, as in a user's
-  // loop. (A step called once per operation cost absl's flat_hash_map a fifth of its read100
-  // speed and numamap about an eighth: decisions.md D34.)
+  // loop. (A step called once per operation cost absl's flat_hash_map about a sixth of its
+  // read100 speed at 100K keys and numamap about 4 %: decisions.md D34.)
   auto step = [&](auto kind) __attribute__((always_inline)) {
     constexpr mix_kind k = decltype(kind)::value;
     const std::uint64_t r = rng.next();
