@@ -691,9 +691,37 @@ std::vector<std::string> split(const std::string& s) {
   return out;
 }
 
+/// The number an option's whole value spells, or an error that names the option (std::stoi
+/// and its kin take a prefix such as "3x", and say only "stoi" of what they cannot read).
+template <class T>
+T option_number(const std::string& option, const std::string& v) {
+  std::size_t pos = 0;
+  T n{};
+  try {
+    if constexpr (std::is_floating_point_v<T>) {
+      n = static_cast<T>(std::stod(v, &pos));
+    } else if constexpr (std::is_signed_v<T>) {
+      n = static_cast<T>(std::stoi(v, &pos));
+    } else {
+      n = static_cast<T>(std::stoull(v, &pos));
+    }
+  } catch (const std::logic_error&) {
+    pos = 0;  // not a number, or out of range
+  }
+  const bool negative = std::is_unsigned_v<T> && v.find('-') != std::string::npos;
+  if (v.empty() || pos != v.size() || negative)
+    throw std::invalid_argument(option + " needs a number, not '" + v + "'");
+  return n;
+}
+
 std::uint64_t parse_size(const std::string& s) {
   std::size_t pos = 0;
-  const double v = std::stod(s, &pos);
+  double v = 0;
+  try {
+    v = std::stod(s, &pos);
+  } catch (const std::logic_error&) {
+    throw std::invalid_argument("bad size '" + s + "' (use e.g. 1000, 100K, 10M)");
+  }
   std::string suffix = s.substr(pos);
   double mult = 1;
   if (suffix == "K" || suffix == "k") {
@@ -715,20 +743,37 @@ std::string size_label(std::uint64_t n) {
   return std::to_string(n);
 }
 
+/// --threads: counts and ranges ("1,2,4", "1-16"), each count a whole number in
+/// 1..max_threads and each range ascending (before, std::stoul took "2x" as 2).
 std::vector<unsigned> parse_threads(const std::string& s) {
+  constexpr unsigned long long max_threads = 1024;
+  const auto count = [&s](const std::string& item) {
+    unsigned long long t = 0;
+    try {
+      t = option_number<unsigned long long>("--threads", item);
+    } catch (const std::invalid_argument&) {
+      throw std::invalid_argument("--threads needs counts such as 1,2,4 or 1-16, not '" + s + "'");
+    }
+    if (t == 0 || t > max_threads) {
+      throw std::invalid_argument("--threads: " + item + " in '" + s +
+                                  "' is not a thread count (1-" + std::to_string(max_threads) +
+                                  ")");
+    }
+    return static_cast<unsigned>(t);
+  };
   std::vector<unsigned> out;
   for (const auto& item : split(s)) {
     const auto dash = item.find('-');
     if (dash == std::string::npos) {
-      out.push_back(static_cast<unsigned>(std::stoul(item)));
+      out.push_back(count(item));
     } else {
-      const auto lo = static_cast<unsigned>(std::stoul(item.substr(0, dash)));
-      const auto hi = static_cast<unsigned>(std::stoul(item.substr(dash + 1)));
+      const unsigned lo = count(item.substr(0, dash));
+      const unsigned hi = count(item.substr(dash + 1));
+      if (lo > hi) throw std::invalid_argument("--threads: range '" + item + "' runs backwards");
       for (unsigned t = lo; t <= hi; ++t) out.push_back(t);
     }
   }
-  for (unsigned t : out)
-    if (t == 0) throw std::invalid_argument("thread count 0 in '" + s + "'");
+  if (out.empty()) throw std::invalid_argument("--threads needs a thread count, not '" + s + "'");
   return out;
 }
 
@@ -768,29 +813,6 @@ void usage() {
       "                     the cache size numamap sizes its read probe's choice against\n"
       "                     (options.probe_cache_bytes; default 0: this machine's L2)\n"
       "  --list             print the maps found and the mixes, then exit\n");
-}
-
-/// The number an option's whole value spells, or an error that names the option (std::stoi
-/// and its kin take a prefix such as "3x", and say only "stoi" of what they cannot read).
-template <class T>
-T option_number(const std::string& option, const std::string& v) {
-  std::size_t pos = 0;
-  T n{};
-  try {
-    if constexpr (std::is_floating_point_v<T>) {
-      n = static_cast<T>(std::stod(v, &pos));
-    } else if constexpr (std::is_signed_v<T>) {
-      n = static_cast<T>(std::stoi(v, &pos));
-    } else {
-      n = static_cast<T>(std::stoull(v, &pos));
-    }
-  } catch (const std::logic_error&) {
-    pos = 0;  // not a number, or out of range
-  }
-  const bool negative = std::is_unsigned_v<T> && v.find('-') != std::string::npos;
-  if (v.empty() || pos != v.size() || negative)
-    throw std::invalid_argument(option + " needs a number, not '" + v + "'");
-  return n;
 }
 
 config parse(int argc, char** argv) {
