@@ -310,12 +310,7 @@ void worker(Map& map, const Keys& keys, const cell& c, unsigned t, run_control& 
           return op_erase;
       }
     } else if constexpr (k == mix_kind::load_or_store) {
-      std::uint64_t i;
-      if ((r & 0xffff) < threshold) {
-        i = fast_range(r, n);
-      } else {
-        i = fresh_base(t) + fresh++;
-      }
+      const std::uint64_t i = (r & 0xffff) < threshold ? fast_range(r, n) : fresh_base(t) + fresh++;
       st.sink += map.load_or_store(keys(i), r).first;
       return op_los;
     } else {
@@ -384,7 +379,8 @@ class prepared_map final : public prepared {
     trim_heap();
     release_map_memory<Map>();
     const std::size_t rss0 = resident_bytes();
-    map_ = std::make_unique<Map>();
+    // Made here, not in the initializer list: rss0 must be read before the map exists.
+    map_ = std::make_unique<Map>();  // NOLINT(cppcoreguidelines-prefer-member-initializer)
     // Fill from as many threads as there are cpus (one for a map that is not thread-safe):
     // thread p stores the key numbers = p mod fillers.
     unsigned fillers = 1;
@@ -433,9 +429,11 @@ class prepared_map final : public prepared {
     for (auto& th : threads) th.join();
     if (opt.pin) out.handoff_ns = handoff_ns();
 
-    latency_histogram all, loads;
+    latency_histogram all;
+    latency_histogram loads;
     std::uint64_t misses = 0;
-    double cpu = 0, wall = 0;
+    double cpu = 0;
+    double wall = 0;
     auto first = states[0]->start;
     auto last = states[0]->end;
     for (const auto& st : states) {
@@ -574,7 +572,7 @@ std::string smoke_concurrent() {
 
 struct map_entry {
   std::string name;
-  bool thread_safe;
+  bool thread_safe = true;
   bool by_default = true;                 // false: runs only when --maps names it
   std::function<std::string()> smoke;     // "" when correct
   std::function<std::string()> describe;  // extra words for meta.json
@@ -663,6 +661,7 @@ struct config {
   std::string child_csv;   // internal: where the child appends its rows
   std::string mode = "full";
   std::size_t probe_cache_bytes = 0;  // --probe-cache-bytes (0: the machine's L2)
+  bool printed_only = false;          // --list or --help: printed, nothing to run
 };
 
 // The cells issue 4's targets are read from (bench/plot.py, targets): read100 at 1 thread
@@ -819,7 +818,7 @@ config parse(int argc, char** argv) {
   config cfg;
   cfg.sizes = {1000, 100000, 10000000};
   cfg.threads = default_threads();
-  for (const auto& m : mixes) cfg.mix_names.push_back(m.name);
+  for (const auto& m : mixes) cfg.mix_names.emplace_back(m.name);
   std::vector<std::string> args(argv + 1, argv + argc);
   // Modes first, so explicit options given with them override their defaults.
   for (const auto& a : args) {
@@ -865,7 +864,8 @@ config parse(int argc, char** argv) {
     } else if (a == "--mixes") {
       cfg.mix_names = split(value());
       for (const auto& m : cfg.mix_names)
-        if (!find_mix(m)) throw std::invalid_argument("unknown mix '" + m + "' (see --list)");
+        if (find_mix(m) == nullptr)
+          throw std::invalid_argument("unknown mix '" + m + "' (see --list)");
     } else if (a == "--sizes") {
       cfg.sizes.clear();
       for (const auto& s : split(value())) cfg.sizes.push_back(parse_size(s));
@@ -899,10 +899,12 @@ config parse(int argc, char** argv) {
       std::printf("not built: %s\n", NUMAMAP_BENCH_SKIPPED);
       std::printf("mixes:\n");
       for (const auto& m : mixes) std::printf("  %-12s %s\n", m.name, m.what);
-      std::exit(0);
+      cfg.printed_only = true;
+      return cfg;
     } else if (a == "--help" || a == "-h") {
       usage();
-      std::exit(0);
+      cfg.printed_only = true;
+      return cfg;
     } else {
       usage();
       throw std::invalid_argument("unknown option '" + a + "'");
@@ -949,55 +951,63 @@ void write_meta(const config& cfg, const std::vector<map_entry>& maps, int argc,
                 const std::string& load_start, const std::string& load_end) {
   std::ofstream f(cfg.out + "/meta.json");
   std::string cmd;
-  for (int i = 0; i < argc; ++i) cmd += std::string(i ? " " : "") + argv[i];
+  for (int i = 0; i < argc; ++i) cmd += std::string(i != 0 ? " " : "") + argv[i];
   char date[64];
   const std::time_t now = std::time(nullptr);
-  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &utc);
   utsname u{};
   uname(&u);
+  // One "name": value line each; text is quoted and escaped, numbers and booleans are not.
+  const auto text = [](const std::string& v) { return '"' + json_escape(v) + '"'; };
+  const auto field = [&f, &text](const char* name, const auto& value) {
+    f << "  " << text(name) << ": " << value << ",\n";
+  };
+  const auto boolean = [](bool b) { return b ? "true" : "false"; };
   f << "{\n";
-  f << "  \"date\": \"" << date << "\",\n";
-  f << "  \"command\": \"" << json_escape(cmd) << "\",\n";
-  f << "  \"mode\": \"" << cfg.mode << "\",\n";
-  f << "  \"cpu_model\": \"" << json_escape(first_line_with("/proc/cpuinfo", "model name"))
-    << "\",\n";
-  f << "  \"cpus\": " << usable_cpus() << ",\n";
-  f << "  \"memory\": \"" << json_escape(first_line_with("/proc/meminfo", "MemTotal")) << "\",\n";
-  f << "  \"kernel\": \"" << u.sysname << " " << u.release << " " << u.machine << "\",\n";
-  f << "  \"compiler\": \"" << json_escape(NUMAMAP_BENCH_COMPILER) << "\",\n";
-  f << "  \"build_type\": \"" << json_escape(NUMAMAP_BENCH_BUILD_TYPE) << "\",\n";
-  f << "  \"flags\": \"" << json_escape(NUMAMAP_BENCH_CXX_FLAGS) << "\",\n";
-  f << "  \"seconds_per_run\": " << cfg.seconds << ",\n";
-  f << "  \"warmup_seconds\": " << (cfg.warmup >= 0 ? cfg.warmup : cfg.seconds / 4) << ",\n";
-  f << "  \"reps\": " << cfg.reps << ",\n";
-  f << "  \"target_reps\": " << (cfg.target_reps > 0 ? cfg.target_reps : cfg.reps) << ",\n";
-  f << "  \"pinned\": " << (cfg.pin ? "true" : "false") << ",\n";
-  f << "  \"isolated_cells\": " << (cfg.isolate ? "true" : "false") << ",\n";
+  field("date", text(date));
+  field("command", text(cmd));
+  field("mode", text(cfg.mode));
+  field("cpu_model", text(first_line_with("/proc/cpuinfo", "model name")));
+  field("cpus", usable_cpus());
+  field("memory", text(first_line_with("/proc/meminfo", "MemTotal")));
+  field("kernel", text(std::string(u.sysname) + " " + u.release + " " + u.machine));
+  field("compiler", text(NUMAMAP_BENCH_COMPILER));
+  field("build_type", text(NUMAMAP_BENCH_BUILD_TYPE));
+  field("flags", text(NUMAMAP_BENCH_CXX_FLAGS));
+  field("seconds_per_run", cfg.seconds);
+  field("warmup_seconds", cfg.warmup >= 0 ? cfg.warmup : cfg.seconds / 4);
+  field("reps", cfg.reps);
+  field("target_reps", cfg.target_reps > 0 ? cfg.target_reps : cfg.reps);
+  field("pinned", boolean(cfg.pin));
+  field("isolated_cells", boolean(cfg.isolate));
 #if NUMAMAP_BENCH_HAVE_NUMAMAP
-  f << "  \"probe_cache_bytes\": "
-    << (cfg.probe_cache_bytes != 0 ? cfg.probe_cache_bytes : numamap::detail::l2_cache_bytes())
-    << ",\n";
+  field("probe_cache_bytes",
+        cfg.probe_cache_bytes != 0 ? cfg.probe_cache_bytes : numamap::detail::l2_cache_bytes());
 #endif
-  f << "  \"load_average_start\": \"" << load_start << "\",\n";
-  f << "  \"load_average_end\": \"" << load_end << "\",\n";
-  f << "  \"latency\": \"1 op in 64 timed with "
-    << (NUMAMAP_BENCH_RDTSC ? "rdtsc/rdtscp" : "steady_clock") << ", "
-    << cycle_clock::ticks_per_ns() << " ticks/ns, timer overhead " << cycle_clock::overhead_ticks()
-    << " ticks subtracted\",\n";
-  f << "  \"memory_measure\": \"resident set delta (/proc/self/statm) across the prefill, after "
-       "malloc_trim; alloc_bytes_per_entry from numamap stats() where present\",\n";
-  f << "  \"skipped\": \"" << json_escape(NUMAMAP_BENCH_SKIPPED) << "\",\n";
-  f << "  \"maps\": [";
-  for (std::size_t i = 0; i < maps.size(); ++i) {
-    f << (i ? ", " : "") << "{\"name\": \"" << maps[i].name
-      << "\", \"thread_safe\": " << (maps[i].thread_safe ? "true" : "false") << ", \"describe\": \""
-      << json_escape(maps[i].describe()) << "\"}";
+  field("load_average_start", text(load_start));
+  field("load_average_end", text(load_end));
+  std::ostringstream latency;
+  latency << "1 op in 64 timed with " << (NUMAMAP_BENCH_RDTSC ? "rdtsc/rdtscp" : "steady_clock")
+          << ", " << cycle_clock::ticks_per_ns() << " ticks/ns, timer overhead "
+          << cycle_clock::overhead_ticks() << " ticks subtracted";
+  field("latency", text(latency.str()));
+  field("memory_measure",
+        text("resident set delta (/proc/self/statm) across the prefill, after malloc_trim; "
+             "alloc_bytes_per_entry from numamap stats() where present"));
+  field("skipped", text(NUMAMAP_BENCH_SKIPPED));
+  std::string list;
+  for (const auto& m : maps) {
+    list += std::string(list.empty() ? "" : ", ") + "{" + text("name") + ": " + text(m.name) +
+            ", " + text("thread_safe") + ": " + boolean(m.thread_safe) + ", " + text("describe") +
+            ": " + text(m.describe()) + "}";
   }
-  f << "],\n";
-  f << "  \"mixes\": {";
-  for (std::size_t i = 0; i < std::size(mixes); ++i)
-    f << (i ? ", " : "") << "\"" << mixes[i].name << "\": \"" << json_escape(mixes[i].what) << "\"";
-  f << "}\n}\n";
+  field("maps", "[" + list + "]");
+  std::string kinds;
+  for (const auto& m : mixes)
+    kinds += std::string(kinds.empty() ? "" : ", ") + text(m.name) + ": " + text(m.what);
+  f << "  " << text("mixes") << ": {" << kinds << "}\n}\n";
 }
 
 const char* csv_header =
@@ -1040,6 +1050,7 @@ int run_cell(const cell& c, const std::vector<const map_entry*>& runnable, const
   if (c.mix->kind == mix_kind::read_write) {
     // The key set stays: prefill every map once, then interleave the timed runs.
     std::vector<std::unique_ptr<prepared>> live;
+    live.reserve(runnable.size());
     for (const map_entry* m : runnable) live.push_back(m->prepare(c, opt));
     for (int rep = 0; rep < reps; ++rep)
       for (std::size_t k = 0; k < live.size(); ++k)
@@ -1060,6 +1071,7 @@ int run_cell(const cell& c, const std::vector<const map_entry*>& runnable, const
 int run_cell_isolated(const cell& c, const std::vector<const map_entry*>& runnable,
                       const config& cfg, const run_options& opt, std::FILE* f) {
   std::vector<std::string> names;
+  names.reserve(runnable.size());
   for (const map_entry* m : runnable) names.push_back(m->name);
   const std::string part = cfg.out + "/.cell.csv";
   std::remove(part.c_str());
@@ -1078,10 +1090,11 @@ int run_cell_isolated(const cell& c, const std::vector<const map_entry*>& runnab
   args.insert(args.end(), {"--seconds", buf});
   std::snprintf(buf, sizeof buf, "%.17g", opt.warmup);
   args.insert(args.end(), {"--warmup", buf});
-  if (!opt.pin) args.push_back("--no-pin");
+  if (!opt.pin) args.emplace_back("--no-pin");
   if (cfg.probe_cache_bytes != 0)
     args.insert(args.end(), {"--probe-cache-bytes", std::to_string(cfg.probe_cache_bytes)});
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   std::fflush(stdout);
@@ -1118,6 +1131,7 @@ int run_cell_isolated(const cell& c, const std::vector<const map_entry*>& runnab
 int run(int argc, char** argv) {
   fix_mmap_threshold();
   const config cfg = parse(argc, argv);
+  if (cfg.printed_only) return 0;
   std::vector<map_entry> maps;
   for (auto& m : all_maps()) {
     const bool named = std::find(cfg.maps.begin(), cfg.maps.end(), m.name) != cfg.maps.end();
@@ -1144,17 +1158,17 @@ int run(int argc, char** argv) {
     const auto p2 = cfg.child_cell.rfind(':');
     if (p1 == std::string::npos || p1 == p2) throw std::invalid_argument("bad --child-cell");
     const mix_def* mix = find_mix(cfg.child_cell.substr(0, p1));
-    if (!mix) throw std::invalid_argument("bad --child-cell mix");
+    if (mix == nullptr) throw std::invalid_argument("bad --child-cell mix");
     const cell c{mix, std::stoull(cfg.child_cell.substr(p1 + 1, p2 - p1 - 1)),
                  static_cast<unsigned>(std::stoul(cfg.child_cell.substr(p2 + 1)))};
     std::vector<const map_entry*> runnable;
     for (const auto& m : maps)
       if (m.thread_safe || c.threads == 1) runnable.push_back(&m);
     std::FILE* f = std::fopen(cfg.child_csv.c_str(), "a");
-    if (!f) throw std::runtime_error("cannot write " + cfg.child_csv);
+    if (f == nullptr) throw std::runtime_error("cannot write " + cfg.child_csv);
     const int failures = run_cell(c, runnable, cfg, opt, f);
     std::fclose(f);
-    return failures ? 1 : 0;
+    return failures != 0 ? 1 : 0;
   }
   std::printf("not built (missing at configure time): %s\n", NUMAMAP_BENCH_SKIPPED);
 
@@ -1189,7 +1203,7 @@ int run(int argc, char** argv) {
 
   const std::string csv = cfg.out + "/results.csv";
   std::FILE* f = std::fopen(csv.c_str(), "w");
-  if (!f) throw std::runtime_error("cannot write " + csv);
+  if (f == nullptr) throw std::runtime_error("cannot write " + csv);
   std::fputs(csv_header, f);
   int failures = 0;
   const auto t_start = std::chrono::steady_clock::now();
@@ -1208,7 +1222,7 @@ int run(int argc, char** argv) {
   write_meta(cfg, maps, argc, argv, load_start, load_average());
   std::printf("wrote %s and %s/meta.json in %.0f s\n", csv.c_str(), cfg.out.c_str(),
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count());
-  if (failures) {
+  if (failures != 0) {
     std::fprintf(stderr, "FAIL: %d runs failed their checks (see the check column)\n", failures);
     return 1;
   }

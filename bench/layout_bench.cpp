@@ -316,18 +316,18 @@ class group_proto : proto_common {
     std::size_t g = static_cast<std::uint32_t>(h) & t.gmask;
     bool found = false;
     for (;;) {
-      const group& G = t.groups[g];
-      const std::uint64_t s1 = G.seq.load(std::memory_order_acquire);
+      const group& gp = t.groups[g];
+      const std::uint64_t s1 = gp.seq.load(std::memory_order_acquire);
       const __m128i grp =
-          _mm_set_epi64x(static_cast<long long>(G.ctrl[1].load(std::memory_order_acquire)),
-                         static_cast<long long>(G.ctrl[0].load(std::memory_order_acquire)));
+          _mm_set_epi64x(static_cast<long long>(gp.ctrl[1].load(std::memory_order_acquire)),
+                         static_cast<long long>(gp.ctrl[0].load(std::memory_order_acquire)));
       auto m = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(grp, tag)));
       while (m != 0) {
         const slot& sl = t.slots[g * 16 + static_cast<unsigned>(__builtin_ctz(m))];
         if (sl.key == k) {
           const std::uint64_t w = sl.word.load(std::memory_order_relaxed);
           std::atomic_thread_fence(std::memory_order_acquire);
-          if (G.seq.load(std::memory_order_relaxed) == s1 && (s1 & 1) == 0) {
+          if (gp.seq.load(std::memory_order_relaxed) == s1 && (s1 & 1) == 0) {
             count_hit(s);
             out = w;
             found = true;
@@ -364,16 +364,16 @@ class group_proto : proto_common {
     table& t = tables_[shard_of(h)];
     std::size_t g = static_cast<std::uint32_t>(h) & t.gmask;
     for (;;) {
-      group& G = t.groups[g];
+      group& gp = t.groups[g];
       for (std::size_t j = 0; j < 16; ++j) {
-        const std::uint64_t c = G.ctrl[j / 8].load(std::memory_order_relaxed);
+        const std::uint64_t c = gp.ctrl[j / 8].load(std::memory_order_relaxed);
         const std::uint64_t sh = 8 * (j % 8);
         if (((c >> sh) & 0xff) != 0x80) continue;
         t.slots[g * 16 + j].key = k;
         t.slots[g * 16 + j].word.store(v, std::memory_order_relaxed);
-        G.ctrl[j / 8].store((c & ~(std::uint64_t{0xff} << sh)) | (((h >> 32) & 0x7f) << sh),
-                            std::memory_order_release);
-        G.seq.store(G.seq.load(std::memory_order_relaxed) + 2, std::memory_order_release);
+        gp.ctrl[j / 8].store((c & ~(std::uint64_t{0xff} << sh)) | (((h >> 32) & 0x7f) << sh),
+                             std::memory_order_release);
+        gp.seq.store(gp.seq.load(std::memory_order_relaxed) + 2, std::memory_order_release);
         return;
       }
       g = (g + 1) & t.gmask;
@@ -407,18 +407,18 @@ class bucket_proto : proto_common {
     std::size_t b = home(t, static_cast<std::uint32_t>(h));
     bool found = false;
     for (;;) {
-      const bucket& B = t.buckets[b];
+      const bucket& bk = t.buckets[b];
       // The three keys compared without branches; the ctl word validates the match.
-      const unsigned m = (B.key[0].load(std::memory_order_relaxed) == k ? 1U : 0U) |
-                         (B.key[1].load(std::memory_order_relaxed) == k ? 2U : 0U) |
-                         (B.key[2].load(std::memory_order_relaxed) == k ? 4U : 0U);
+      const unsigned m = (bk.key[0].load(std::memory_order_relaxed) == k ? 1U : 0U) |
+                         (bk.key[1].load(std::memory_order_relaxed) == k ? 2U : 0U) |
+                         (bk.key[2].load(std::memory_order_relaxed) == k ? 4U : 0U);
       if (m != 0) {
         const auto j = static_cast<unsigned>(__builtin_ctz(m));
-        const std::uint32_t c1 = B.ctl[j].load(std::memory_order_acquire);
+        const std::uint32_t c1 = bk.ctl[j].load(std::memory_order_acquire);
         if (c1 != 0) {
-          const std::uint64_t w = B.word[j].load(std::memory_order_relaxed);
+          const std::uint64_t w = bk.word[j].load(std::memory_order_relaxed);
           std::atomic_thread_fence(std::memory_order_acquire);
-          if (B.ctl[j].load(std::memory_order_relaxed) == c1) {
+          if (bk.ctl[j].load(std::memory_order_relaxed) == c1) {
             count_hit(s);
             out = w;
             found = true;
@@ -426,7 +426,7 @@ class bucket_proto : proto_common {
           break;
         }
       }
-      if ((B.flags.load(std::memory_order_relaxed) & 1U) == 0) break;  // nothing overflowed
+      if ((bk.flags.load(std::memory_order_relaxed) & 1U) == 0) break;  // nothing overflowed
       b = b + 1 == t.nb ? 0 : b + 1;
     }
     unpin(e);
@@ -464,16 +464,16 @@ class bucket_proto : proto_common {
     ++inserts_;
     for (;;) {
       ++probes_;
-      bucket& B = t.buckets[b];
+      bucket& bk = t.buckets[b];
       for (unsigned j = 0; j < 3; ++j) {
-        if (B.ctl[j].load(std::memory_order_relaxed) == 0) {
-          B.key[j].store(k, std::memory_order_relaxed);
-          B.word[j].store(v, std::memory_order_relaxed);
-          B.ctl[j].store(8, std::memory_order_release);
+        if (bk.ctl[j].load(std::memory_order_relaxed) == 0) {
+          bk.key[j].store(k, std::memory_order_relaxed);
+          bk.word[j].store(v, std::memory_order_relaxed);
+          bk.ctl[j].store(8, std::memory_order_release);
           return;
         }
       }
-      B.flags.store(1, std::memory_order_relaxed);
+      bk.flags.store(1, std::memory_order_relaxed);
       b = b + 1 == t.nb ? 0 : b + 1;
     }
   }
@@ -502,9 +502,12 @@ Map& prepared(holder<Map>& h, std::uint64_t n, Fill fill) {
 
 using numamap_t = numamap::concurrent_map<std::uint64_t, std::uint64_t>;
 holder<numamap_t> g_numamap;
-using numamap_heap_t =
-    numamap::concurrent_map<std::uint64_t, std::uint64_t, std::hash<std::uint64_t>,
-                            std::equal_to<std::uint64_t>, numamap::heap_memory>;
+// std::equal_to<std::uint64_t>, as numamap_t's default: with it the map compares such keys
+// by their bits (key_test_only, decisions.md D30); std::equal_to<> would not select that.
+using numamap_heap_t = numamap::concurrent_map<
+    std::uint64_t, std::uint64_t, std::hash<std::uint64_t>,
+    std::equal_to<std::uint64_t>,  // NOLINT(modernize-use-transparent-functors)
+    numamap::heap_memory>;
 holder<numamap_heap_t> g_numamap_heap;
 holder<inline_proto> g_inline;
 holder<bucket_proto> g_bucket;
@@ -540,7 +543,8 @@ void BM_numamap_heap(benchmark::State& state) { time_numamap(state, g_numamap_he
 template <class Proto>
 void time_hits(benchmark::State& state, Proto& m, std::uint64_t n) {
   wyrand rng(0x1a70);
-  std::uint64_t sum = 0, misses = 0;
+  std::uint64_t sum = 0;
+  std::uint64_t misses = 0;
   for (auto _ : state) {
     std::uint64_t v = 0;
     if (m.load(key_u64(rng.next() % n), v)) {
@@ -615,7 +619,8 @@ void BM_absl(benchmark::State& state) {
     return p;
   });
   wyrand rng(0x1a70);
-  std::uint64_t sum = 0, misses = 0;
+  std::uint64_t sum = 0;
+  std::uint64_t misses = 0;
   for (auto _ : state) {
     const auto it = m.find(key_u64(rng.next() % n));
     if (it != m.end()) {

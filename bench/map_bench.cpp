@@ -48,7 +48,7 @@ void setup_shared(const benchmark::State& state) {
 void setup_fresh(const benchmark::State& state) {
   fill(g_fresh, static_cast<std::uint64_t>(state.range(0)));
 }
-void teardown_fresh(const benchmark::State&) {
+void teardown_fresh(const benchmark::State& /*state*/) {
   g_fresh.map.reset();
   g_fresh.size = 0;
 }
@@ -63,7 +63,7 @@ std::uint64_t own_number(wyrand& rng, const benchmark::State& state, std::uint64
   const auto t = static_cast<std::uint64_t>(state.thread_index());
   const auto threads = static_cast<std::uint64_t>(state.threads());
   const std::uint64_t per = n / threads;
-  return rng.below(per ? per : 1) * threads + t;
+  return rng.below(per != 0 ? per : 1) * threads + t;
 }
 
 void BM_load_hit(benchmark::State& state) {
@@ -156,7 +156,8 @@ void BM_compare_and_swap(benchmark::State& state) {
   std::uint64_t failed = 0;
   for (auto _ : state) {
     const std::uint64_t i = rng.below(n);
-    failed += !m.compare_and_swap(key_u64(i), i, i);  // succeeds: the value is always i
+    // Succeeds: the value is always i.
+    if (!m.compare_and_swap(key_u64(i), i, i)) ++failed;
   }
   if (failed != 0)
     state.SkipWithError("compare_and_swap failed on a key holding the expected value");
@@ -179,7 +180,7 @@ void BM_range_per_entry(benchmark::State& state) {
 
 void register_all() {
   const unsigned hw = std::thread::hardware_concurrency();
-  const int max_threads = hw ? static_cast<int>(hw) : 1;
+  const int max_threads = hw != 0 ? static_cast<int>(hw) : 1;
   struct entry {
     const char* name;
     void (*fn)(benchmark::State&);

@@ -28,7 +28,7 @@ void BM_sched_getcpu(benchmark::State& state) {
 
 int max_threads() {
   const unsigned n = std::thread::hardware_concurrency();
-  return n ? static_cast<int>(n) : 1;
+  return n != 0 ? static_cast<int>(n) : 1;
 }
 
 BENCHMARK(BM_current_node)->ThreadRange(1, max_threads())->UseRealTime();

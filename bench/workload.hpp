@@ -61,10 +61,10 @@ inline std::uint64_t key_u64(std::uint64_t i) noexcept { return mix64(i); }
 inline std::string key_string(std::uint64_t i) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "user%020llu", static_cast<unsigned long long>(mix64(i)));
-  return std::string(buf, 24);
+  return {buf, 24};
 }
 
-__extension__ typedef unsigned __int128 u128;  // GCC/Clang extension; __extension__ for -Wpedantic
+__extension__ using u128 = unsigned __int128;  // GCC/Clang extension; __extension__ for -Wpedantic
 
 /// The high 64 bits of a * b.
 inline std::uint64_t mul_hi(std::uint64_t a, std::uint64_t b) noexcept {
@@ -105,7 +105,7 @@ inline std::vector<std::uint32_t> zipf_table(std::uint64_t n, double theta, std:
   for (auto& r : out) {
     const double u = static_cast<double>(rng.next() >> 11) * 0x1.0p-53;
     const double uz = u * zetan;
-    std::uint64_t rank;
+    std::uint64_t rank = 0;
     if (uz < 1.0) {
       rank = 0;
     } else if (uz < zeta2) {
@@ -135,7 +135,7 @@ class cycle_clock {
   }
   static std::uint64_t stop() noexcept {
 #if NUMAMAP_BENCH_RDTSC
-    unsigned aux;
+    unsigned aux = 0;
     const std::uint64_t t = __rdtscp(&aux);  // waits for the timed operation's instructions
     _mm_lfence();
     return t;
@@ -181,7 +181,7 @@ class cycle_clock {
       const std::uint64_t a = start();
       x = stop() - a;
     }
-    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
     return v[v.size() / 2];
   }
 };
@@ -236,7 +236,8 @@ class latency_histogram {
 /// Resident bytes of this process (/proc/self/statm, second field, times the page size).
 inline std::size_t resident_bytes() {
   std::ifstream f("/proc/self/statm");
-  std::size_t size = 0, resident = 0;
+  std::size_t size = 0;
+  std::size_t resident = 0;
   f >> size >> resident;
   return resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
 }
@@ -255,7 +256,8 @@ inline void trim_heap() {
 /// fixed threshold every large array is its own mapping and goes back when freed.
 inline void fix_mmap_threshold() {
 #if defined(__GLIBC__)
-  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  // The driver calls it at its start, before any thread starts.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);  // NOLINT(concurrency-mt-unsafe)
 #endif
 }
 
@@ -285,7 +287,9 @@ inline double thread_cpu_seconds() {
 /// The 1-, 5- and 15-minute load averages (/proc/loadavg), as text.
 inline std::string load_average() {
   std::ifstream f("/proc/loadavg");
-  std::string a, b, c;
+  std::string a;
+  std::string b;
+  std::string c;
   f >> a >> b >> c;
   return a + " " + b + " " + c;
 }
@@ -296,7 +300,7 @@ inline unsigned usable_cpus() {
   CPU_ZERO(&allowed);
   if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) {
     const unsigned n = std::thread::hardware_concurrency();
-    return n ? n : 1;
+    return n != 0 ? n : 1;
   }
   return static_cast<unsigned>(CPU_COUNT(&allowed));
 }
@@ -369,7 +373,8 @@ inline void keep(const T& v) noexcept {
 /// (comma-separated, e.g. "1000,100000,10000000"), or `fallback` when it is unset or empty.
 inline std::vector<std::int64_t> bench_sizes(const char* fallback) {
   std::vector<std::int64_t> out;
-  const char* env = std::getenv("NUMAMAP_BENCH_SIZES");
+  // Read while the benchmarks are registered, before any thread starts.
+  const char* env = std::getenv("NUMAMAP_BENCH_SIZES");  // NOLINT(concurrency-mt-unsafe)
   const std::string s = env != nullptr && *env != '\0' ? env : fallback;
   std::size_t pos = 0;
   while (pos < s.size()) {
