@@ -989,7 +989,7 @@ void write_meta(const config& cfg, const std::vector<map_entry>& maps, int argc,
   field("load_average_start", text(load_start));
   field("load_average_end", text(load_end));
   std::ostringstream latency;
-  latency << "1 op in 64 timed with " << (NUMAMAP_BENCH_RDTSC ? "rdtsc/rdtscp" : "steady_clock")
+  latency << "1 op in 64 timed with " << (NUMAMAP_BENCH_RDTSC ? "lfence+rdtsc" : "steady_clock")
           << ", " << cycle_clock::ticks_per_ns() << " ticks/ns, timer overhead "
           << cycle_clock::overhead_ticks() << " ticks subtracted";
   field("latency", text(latency.str()));
