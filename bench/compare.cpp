@@ -124,8 +124,11 @@ struct run_options {
 // How the main thread steers the workers of one run: start, end the warm-up, start timing,
 // stop. relaxed flags: they only end loops; results are read after join().
 struct run_control {
-  explicit run_control(unsigned workers) : warm(workers + 1), go(workers + 1) {}
-  start_line warm, go;
+  explicit run_control(unsigned workers)
+      : warm(workers + 1), settled(workers + 1), go(workers + 1) {}
+  start_line warm;     // every worker is ready: the warm-up starts
+  start_line settled;  // every worker has left the warm-up: the map is quiet until `go`
+  start_line go;       // the timed run starts
   std::atomic<bool> warm_stop{false};
   std::atomic<bool> stop{false};
 };
@@ -149,6 +152,11 @@ struct row {
   // ns for a cache line to pass from worker 0's cpu to worker 1's, measured right after the
   // timed run (workload.hpp, handoff_ns); -1 unpinned or on one cpu.
   double handoff_ns = -1;
+  // The map's own events during the timed run, per million operations, where the map counts
+  // them (numamap: stats() rebuilds, promotions and misses); -1 where it does not.
+  double rebuilds_per_mop = -1;
+  double promotions_per_mop = -1;
+  double misses_per_mop = -1;
   std::string check = "ok";
 };
 
@@ -205,6 +213,11 @@ struct has_bytes_allocated<M, std::void_t<decltype(std::declval<const M&>().byte
     : std::true_type {};
 
 template <class M, class = void>
+struct has_events : std::false_type {};
+template <class M>
+struct has_events<M, std::void_t<decltype(std::declval<const M&>().events())>> : std::true_type {};
+
+template <class M, class = void>
 struct has_describe : std::false_type {};
 template <class M>
 struct has_describe<M, std::void_t<decltype(std::declval<const M&>().describe())>>
@@ -219,6 +232,24 @@ struct has_release_memory<M, std::void_t<decltype(M::release_memory())>> : std::
 template <class Map>
 void release_map_memory() {
   if constexpr (has_release_memory<Map>::value) Map::release_memory();
+}
+
+// The map's event counts (map_events, adapters/numamap.hpp) where it keeps them; zeros for
+// the others, whose rows say -1.
+struct event_counts {
+  std::uint64_t rebuilds = 0;
+  std::uint64_t promotions = 0;
+  std::uint64_t misses = 0;
+};
+template <class Map>
+event_counts events_of(const Map& m) {
+  if constexpr (has_events<Map>::value) {
+    const auto e = m.events();
+    return {e.rebuilds, e.promotions, e.misses};
+  } else {
+    static_cast<void>(m);
+    return {};
+  }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -332,6 +363,7 @@ void worker(Map& map, const Keys& keys, const cell& c, unsigned t, run_control& 
     while (!ctl.warm_stop.load(std::memory_order_relaxed)) {
       for (int j = 0; j < 64; ++j) one();
     }
+    ctl.settled.arrive_and_wait();
     ctl.go.arrive_and_wait();
     const double cpu0 = thread_cpu_seconds();
     st.start = std::chrono::steady_clock::now();
@@ -423,10 +455,14 @@ class prepared_map final : public prepared {
     ctl.warm.arrive_and_wait();
     if (opt.warmup > 0) std::this_thread::sleep_for(std::chrono::duration<double>(opt.warmup));
     ctl.warm_stop.store(true, std::memory_order_relaxed);
+    ctl.settled.arrive_and_wait();
+    // The workers wait at `go`, so the counts before and after (all joined) are exact.
+    const auto events0 = events_of(*map_);
     ctl.go.arrive_and_wait();
     std::this_thread::sleep_for(std::chrono::duration<double>(opt.seconds));
     ctl.stop.store(true, std::memory_order_relaxed);
     for (auto& th : threads) th.join();
+    const auto events1 = events_of(*map_);
     if (opt.pin) out.handoff_ns = handoff_ns();
 
     latency_histogram all;
@@ -449,6 +485,15 @@ class prepared_map final : public prepared {
     out.seconds = std::chrono::duration<double>(last - first).count();
     out.mops = static_cast<double>(out.ops) / out.seconds / 1e6;
     out.cpu_share = wall > 0 ? cpu / wall : 0;
+    if constexpr (has_events<Map>::value) {
+      const double mops = static_cast<double>(out.ops) / 1e6;
+      const auto per_mop = [mops](std::uint64_t a, std::uint64_t b) {
+        return mops > 0 ? static_cast<double>(b - a) / mops : 0.0;
+      };
+      out.rebuilds_per_mop = per_mop(events0.rebuilds, events1.rebuilds);
+      out.promotions_per_mop = per_mop(events0.promotions, events1.promotions);
+      out.misses_per_mop = per_mop(events0.misses, events1.misses);
+    }
     const double tpn = cycle_clock::ticks_per_ns();
     out.samples = all.count();
     out.p50 = all.quantile(0.50) / tpn;
@@ -1013,17 +1058,17 @@ void write_meta(const config& cfg, const std::vector<map_entry>& maps, int argc,
 const char* csv_header =
     "map,mix,size,threads,rep,ops,seconds,mops,p50_ns,p99_ns,p999_ns,load_p50_ns,load_p99_ns,"
     "load_p999_ns,rss_bytes_per_entry,alloc_bytes_per_entry,prefill_s,cpu_share,samples,handoff_ns,"
-    "check\n";
+    "rebuilds_per_mop,promotions_per_mop,misses_per_mop,check\n";
 
 void write_row(std::FILE* f, const row& r) {
   std::fprintf(f,
                "%s,%s,%" PRIu64 ",%u,%d,%" PRIu64
                ",%.4f,%.3f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.2f,"
-               "%.2f,%.3f,%.3f,%" PRIu64 ",%.1f,%s\n",
+               "%.2f,%.3f,%.3f,%" PRIu64 ",%.1f,%.2f,%.2f,%.2f,%s\n",
                r.map.c_str(), r.mix->name, r.size, r.threads, r.rep, r.ops, r.seconds, r.mops,
                r.p50, r.p99, r.p999, r.load_p50, r.load_p99, r.load_p999, r.rss_bytes_per_entry,
                r.alloc_bytes_per_entry, r.prefill_seconds, r.cpu_share, r.samples, r.handoff_ns,
-               r.check.c_str());
+               r.rebuilds_per_mop, r.promotions_per_mop, r.misses_per_mop, r.check.c_str());
   std::fflush(f);
 }
 

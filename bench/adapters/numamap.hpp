@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <numamap/numamap.hpp>
 #include <string>
 #include <utility>
@@ -44,6 +45,23 @@ class numamap_probe_adapter {
     std::size_t total = 0;
     for (const auto& n : map_.stats().nodes) total += n.bytes_allocated;
     return total;
+  }
+  /// Events the map counts (stats(), summed over the shards), for the driver's per-run
+  /// columns: read tables rebuilt, dirty maps promoted (rebuilds included), operations
+  /// that looked in a dirty map under the shard's lock (stats.hpp).
+  struct map_events {
+    std::uint64_t rebuilds = 0;
+    std::uint64_t promotions = 0;
+    std::uint64_t misses = 0;
+  };
+  map_events events() const {
+    map_events e;
+    for (const auto& s : map_.stats().shards) {
+      e.rebuilds += s.rebuilds;
+      e.promotions += s.promotions;
+      e.misses += s.misses;
+    }
+    return e;
   }
   std::string describe() const {
     const auto s = map_.stats();

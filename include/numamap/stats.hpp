@@ -25,11 +25,13 @@ struct page_placement {
 struct shard_stats {
   std::size_t index = 0;
   node_id node = 0;
-  std::size_t entries = 0;          ///< live keys
-  std::uint64_t loads = 0;          ///< load/contains/visit calls routed here
-  std::uint64_t read_hits = 0;      ///< of those, answered from the read snapshot
-  std::uint64_t misses = 0;         ///< lookups that fell through to the dirty map
-  std::uint64_t promotions = 0;     ///< dirty map merged into the read snapshot
+  std::size_t entries = 0;      ///< live keys
+  std::uint64_t loads = 0;      ///< load/contains/visit calls routed here
+  std::uint64_t read_hits = 0;  ///< of those, answered from the read snapshot
+  /// lookups that fell through to the dirty map under the shard's lock: loads, and as in Go
+  /// the writes that did (Go's rule promotes when they reach the dirty map's size)
+  std::uint64_t misses = 0;
+  std::uint64_t promotions = 0;     ///< dirty map merged into the read snapshot; rebuilds included
   std::uint64_t rebuilds = 0;       ///< read table rebuilt (grown or compacted)
   std::uint64_t stores = 0;         ///< calls that wrote a value
   std::size_t bytes_allocated = 0;  ///< bytes this shard holds from the memory resource
