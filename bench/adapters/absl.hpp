@@ -7,6 +7,8 @@
 
 #include <utility>
 
+#include "inline.hpp"
+
 namespace numamap::bench {
 
 template <class K, class V>
@@ -15,18 +17,18 @@ class absl_adapter {
   static constexpr const char* name = "absl_flat_nolock";
   static constexpr bool thread_safe = false;
 
-  bool load(const K& k, V& out) const {
+  NUMAMAP_BENCH_INLINE bool load(const K& k, V& out) const {
     const auto it = map_.find(k);
     if (it == map_.end()) return false;
     out = it->second;
     return true;
   }
-  void store(const K& k, V v) { map_.insert_or_assign(k, v); }
-  std::pair<V, bool> load_or_store(const K& k, V v) {
+  NUMAMAP_BENCH_INLINE void store(const K& k, V v) { map_.insert_or_assign(k, v); }
+  NUMAMAP_BENCH_INLINE std::pair<V, bool> load_or_store(const K& k, V v) {
     const auto r = map_.try_emplace(k, v);
     return {r.first->second, !r.second};
   }
-  bool erase(const K& k) { return map_.erase(k) != 0; }
+  NUMAMAP_BENCH_INLINE bool erase(const K& k) { return map_.erase(k) != 0; }
   std::size_t size() const { return map_.size(); }
 
  private:

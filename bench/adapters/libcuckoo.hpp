@@ -6,6 +6,8 @@
 #include <libcuckoo/cuckoohash_map.hh>
 #include <utility>
 
+#include "inline.hpp"
+
 namespace numamap::bench {
 
 template <class K, class V>
@@ -14,9 +16,9 @@ class libcuckoo_adapter {
   static constexpr const char* name = "libcuckoo";
   static constexpr bool thread_safe = true;
 
-  bool load(const K& k, V& out) const { return map_.find(k, out); }
-  void store(const K& k, V v) { map_.insert_or_assign(k, v); }
-  std::pair<V, bool> load_or_store(const K& k, V v) {
+  NUMAMAP_BENCH_INLINE bool load(const K& k, V& out) const { return map_.find(k, out); }
+  NUMAMAP_BENCH_INLINE void store(const K& k, V v) { map_.insert_or_assign(k, v); }
+  NUMAMAP_BENCH_INLINE std::pair<V, bool> load_or_store(const K& k, V v) {
     V actual = v;
     const bool inserted = map_.uprase_fn(
         k,
@@ -27,7 +29,7 @@ class libcuckoo_adapter {
         v);
     return {actual, !inserted};
   }
-  bool erase(const K& k) { return map_.erase(k); }
+  NUMAMAP_BENCH_INLINE bool erase(const K& k) { return map_.erase(k); }
   std::size_t size() const { return map_.size(); }
 
  private:

@@ -10,6 +10,8 @@
 #include <string>
 #include <utility>
 
+#include "inline.hpp"
+
 namespace numamap::bench {
 
 /// options.probe_cache_bytes for every numamap the driver builds (--probe-cache-bytes; 0:
@@ -29,15 +31,17 @@ class numamap_probe_adapter {
 
   numamap_probe_adapter() : map_(options()) {}
 
-  bool load(const K& k, V& out) const {
+  NUMAMAP_BENCH_INLINE bool load(const K& k, V& out) const {
     const auto v = map_.load(k);
     if (!v) return false;
     out = *v;
     return true;
   }
-  void store(const K& k, V v) { map_.store(k, std::move(v)); }
-  std::pair<V, bool> load_or_store(const K& k, V v) { return map_.load_or_store(k, std::move(v)); }
-  bool erase(const K& k) { return map_.erase(k); }
+  NUMAMAP_BENCH_INLINE void store(const K& k, V v) { map_.store(k, std::move(v)); }
+  NUMAMAP_BENCH_INLINE std::pair<V, bool> load_or_store(const K& k, V v) {
+    return map_.load_or_store(k, std::move(v));
+  }
+  NUMAMAP_BENCH_INLINE bool erase(const K& k) { return map_.erase(k); }
   std::size_t size() const { return map_.size(); }
 
   /// Bytes the map holds from its memory resource (stats()), for the bytes-per-entry column.

@@ -14,6 +14,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "inline.hpp"
+
 namespace numamap::bench {
 
 template <class K, class V>
@@ -22,18 +24,18 @@ class std_shared_mutex_adapter {
   static constexpr const char* name = "std_shared_mutex";
   static constexpr bool thread_safe = true;
 
-  bool load(const K& k, V& out) const {
+  NUMAMAP_BENCH_INLINE bool load(const K& k, V& out) const {
     std::shared_lock<std::shared_mutex> lock(mu_);
     const auto it = map_.find(k);
     if (it == map_.end()) return false;
     out = it->second;
     return true;
   }
-  void store(const K& k, V v) {
+  NUMAMAP_BENCH_INLINE void store(const K& k, V v) {
     std::unique_lock<std::shared_mutex> lock(mu_);
     map_.insert_or_assign(k, v);
   }
-  std::pair<V, bool> load_or_store(const K& k, V v) {
+  NUMAMAP_BENCH_INLINE std::pair<V, bool> load_or_store(const K& k, V v) {
     {
       std::shared_lock<std::shared_mutex> lock(mu_);
       const auto it = map_.find(k);
@@ -43,7 +45,7 @@ class std_shared_mutex_adapter {
     const auto r = map_.try_emplace(k, v);
     return {r.first->second, !r.second};
   }
-  bool erase(const K& k) {
+  NUMAMAP_BENCH_INLINE bool erase(const K& k) {
     std::unique_lock<std::shared_mutex> lock(mu_);
     return map_.erase(k) != 0;
   }

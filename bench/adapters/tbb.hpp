@@ -4,6 +4,8 @@
 #pragma once
 
 #include <tbb/concurrent_hash_map.h>
+
+#include "inline.hpp"
 #if NUMAMAP_BENCH_HAVE_TBBMALLOC
 #include <tbb/scalable_allocator.h>
 #endif
@@ -18,23 +20,23 @@ class tbb_adapter {
   static constexpr const char* name = "tbb_chm";
   static constexpr bool thread_safe = true;
 
-  bool load(const K& k, V& out) const {
+  NUMAMAP_BENCH_INLINE bool load(const K& k, V& out) const {
     typename map_type::const_accessor a;
     if (!map_.find(a, k)) return false;
     out = a->second;
     return true;
   }
-  void store(const K& k, V v) {
+  NUMAMAP_BENCH_INLINE void store(const K& k, V v) {
     typename map_type::accessor a;
     map_.insert(a, k);
     a->second = v;
   }
-  std::pair<V, bool> load_or_store(const K& k, V v) {
+  NUMAMAP_BENCH_INLINE std::pair<V, bool> load_or_store(const K& k, V v) {
     typename map_type::const_accessor a;
     const bool inserted = map_.insert(a, typename map_type::value_type(k, v));
     return {a->second, !inserted};
   }
-  bool erase(const K& k) { return map_.erase(k); }
+  NUMAMAP_BENCH_INLINE bool erase(const K& k) { return map_.erase(k); }
   std::size_t size() const { return map_.size(); }
   /// tbbmalloc keeps freed memory in its own caches, out of malloc_trim's reach; the driver
   /// calls this before reading the resident set so one run's leftovers do not shrink the next
