@@ -23,6 +23,8 @@ class std_shared_mutex_adapter {
  public:
   static constexpr const char* name = "std_shared_mutex";
   static constexpr bool thread_safe = true;
+  /// Every write takes the one mutex: the driver prefills it from one thread.
+  static constexpr bool one_write_lock = true;
 
   NUMAMAP_BENCH_INLINE bool load(const K& k, V& out) const {
     std::shared_lock<std::shared_mutex> lock(mu_);
