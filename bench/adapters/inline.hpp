@@ -2,10 +2,10 @@
 //
 // An adapter is only a common spelling of each map's calls, and must cost nothing of its
 // own: its operation is inlined into the driver's timed loop, as a user's call of the map
-// would be in the user's loop. Left to the compiler, the small wrapper of absl's find was
-// inlined and the larger ones of numamap's load (whose own body the library forces inline),
-// TBB's and libcuckoo's were not, which put a call, and the register saves it needs, into
-// their loops and not into absl's (decisions.md D35). What the wrapper calls, each map's own code, stays as its library
+// would be in the user's loop. Left to the compiler, most wrappers were inlined, but
+// numamap's load (whose own body the library forces inline) and the stores of TBB and
+// std::shared_mutex were not: those loops paid a call, and the register saves it needs,
+// that the others did not (decisions.md D35). What the wrapper calls, each map's own code, stays as its library
 // declares it. Build with -DNUMAMAP_BENCH_NO_FORCED_INLINE to leave the choice to the
 // compiler again, for an A/B run of this choice.
 #pragma once
