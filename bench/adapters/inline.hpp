@@ -5,9 +5,9 @@
 // would be in the user's loop. Left to the compiler, most wrappers were inlined, but
 // numamap's load (whose own body the library forces inline) and the stores of TBB and
 // std::shared_mutex were not: those loops paid a call, and the register saves it needs,
-// that the others did not (decisions.md D35). What the wrapper calls, each map's own code, stays as its library
-// declares it. Build with -DNUMAMAP_BENCH_NO_FORCED_INLINE to leave the choice to the
-// compiler again, for an A/B run of this choice.
+// that the others did not (decisions.md D35). What the wrapper calls, each map's own
+// code, stays as its library declares it. Build with -DNUMAMAP_BENCH_NO_FORCED_INLINE to
+// leave the choice to the compiler again, for an A/B run of this choice.
 #pragma once
 
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(NUMAMAP_BENCH_NO_FORCED_INLINE)

@@ -4,13 +4,13 @@
 #pragma once
 
 #include <tbb/concurrent_hash_map.h>
-
-#include "inline.hpp"
 #if NUMAMAP_BENCH_HAVE_TBBMALLOC
 #include <tbb/scalable_allocator.h>
 #endif
 
 #include <utility>
+
+#include "inline.hpp"
 
 namespace numamap::bench {
 
