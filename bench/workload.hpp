@@ -123,28 +123,12 @@ inline std::vector<std::uint32_t> zipf_table(std::uint64_t n, double theta, std:
 /// on; checked by calibrating against steady_clock), steady_clock elsewhere.
 class cycle_clock {
  public:
-  static std::uint64_t start() noexcept {
-#if NUMAMAP_BENCH_RDTSC
-    _mm_lfence();  // earlier instructions finish before the counter is read
-    const std::uint64_t t = __rdtsc();
-    _mm_lfence();  // the timed operation starts after the read
-    return t;
-#else
-    return now_ns();
-#endif
-  }
-  static std::uint64_t stop() noexcept {
-#if NUMAMAP_BENCH_RDTSC
-    // lfence, not rdtscp: both wait for the timed operation's instructions, but some virtual
-    // CPUs do not list rdtscp in CPUID, and valgrind then refuses it (scripts/lookup-cost.sh).
-    _mm_lfence();
-    const std::uint64_t t = __rdtsc();
-    _mm_lfence();
-    return t;
-#else
-    return now_ns();
-#endif
-  }
+  /// Both ends read the counter the same way: the first fence lets earlier instructions
+  /// (at stop(), the timed operation's) finish before the read, the second keeps later ones
+  /// (at start(), the timed operation) after it. lfence, not rdtscp, at stop(): some virtual
+  /// CPUs do not list rdtscp in CPUID, and valgrind then refuses it (scripts/lookup-cost.sh).
+  static std::uint64_t start() noexcept { return fenced_now(); }
+  static std::uint64_t stop() noexcept { return fenced_now(); }
   /// Ticks per nanosecond, measured once against steady_clock over ~50 ms.
   static double ticks_per_ns() {
     static const double v = calibrate();
@@ -158,6 +142,16 @@ class cycle_clock {
   }
 
  private:
+  static std::uint64_t fenced_now() noexcept {
+#if NUMAMAP_BENCH_RDTSC
+    _mm_lfence();
+    const std::uint64_t t = __rdtsc();
+    _mm_lfence();
+    return t;
+#else
+    return now_ns();
+#endif
+  }
   static std::uint64_t now_ns() noexcept {
     return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                           std::chrono::steady_clock::now().time_since_epoch())
