@@ -84,15 +84,18 @@ key_bit_to("split", 63)
 key_bit_to("split_rmw", 63)
 key_bit_to("lines", 6)
 
-edit("split_rmw", "include/numamap/detail/shard.hpp", """\
-    insert_new_locked(hv, make_key, w, stop, rec);
-    bump(rec, counter(ctr_stores));
-    return false;""", """\
-    insert_new_locked(hv, make_key, w, stop, rec);
-    bump(rec, counter(ctr_stores));
-    static std::atomic<std::uint64_t> shared_line{0};
-    shared_line.fetch_add(1, std::memory_order_relaxed);
-    return false;""")
+# Both ways a store puts in a new key: a claim without the mutex (decisions.md D37), and
+# an insert under it.
+for indent in ("      ", "    "):
+    edit("split_rmw", "include/numamap/detail/shard.hpp", f"""\
+{indent}bump(rec, counter(ctr_stores));
+{indent}set_inserting(rec, true);
+{indent}return false;""", f"""\
+{indent}bump(rec, counter(ctr_stores));
+{indent}set_inserting(rec, true);
+{indent}static std::atomic<std::uint64_t> shared_line{{0}};
+{indent}shared_line.fetch_add(1, std::memory_order_relaxed);
+{indent}return false;""")
 
 edit("spin", "include/numamap/detail/cacheline.hpp",
      "    if (state_.exchange(0, std::memory_order_release) == 2) wake_one();",

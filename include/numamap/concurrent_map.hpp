@@ -74,6 +74,9 @@ struct map_test_access;
 /// The largest `options::shards_per_node` accepted.
 inline constexpr std::size_t max_shards_per_node = 4096;
 
+/// The largest `options::insert_credits` accepted.
+inline constexpr std::size_t max_insert_credits = 4096;
+
 /// How lock-free lookups probe a shard's read table (`options::probe`, decisions.md D33).
 enum class read_probe : unsigned char {
   /// Tags where the map's tables outgrow the cache and their tags do not
@@ -117,6 +120,13 @@ class concurrent_map {
     /// The cache `read_probe::automatic` sizes the tables against, in bytes, per core;
     /// 0: the L2 size the C library reports (sysconf), or 1 MiB where it reports none.
     std::size_t probe_cache_bytes = 0;
+    /// New keys a thread may put into a shard's read table without the shard's lock, per
+    /// batch: the thread takes a batch of slots under the lock, counted against the table's
+    /// room at once, then claims them one by one with a CAS (decisions.md D37). A batch is
+    /// also at most a 64th of the table's slots; slots a thread holds when the table is
+    /// rebuilt are lost to that table. 0: every new key takes the shard's lock, as in Go's
+    /// sync.Map. At most max_insert_credits.
+    std::size_t insert_credits = 16;
   };
 
   /// A map on topology::system() with the default options.
@@ -133,6 +143,11 @@ class concurrent_map {
       throw std::invalid_argument("numamap::concurrent_map: options.shards_per_node = " +
                                   std::to_string(opts.shards_per_node) + " exceeds " +
                                   std::to_string(max_shards_per_node));
+    }
+    if (opts.insert_credits > max_insert_credits) {
+      throw std::invalid_argument("numamap::concurrent_map: options.insert_credits = " +
+                                  std::to_string(opts.insert_credits) + " exceeds " +
+                                  std::to_string(max_insert_credits));
     }
     if (opts.probe != read_probe::automatic && opts.probe != read_probe::tags &&
         opts.probe != read_probe::slots) {
@@ -169,8 +184,9 @@ class concurrent_map {
         for (std::size_t i = 0; i < p.second; ++i) {
           void* mem = memory_.allocate(sizeof(shard_t), alignof(shard_t), p.first);
           try {
-            shards_.push_back(new (mem) shard_t(&memory_, domain_.get(), p.first, shards_.size(),
-                                                &reads_[shards_.size()], tags));
+            shards_.push_back(new (mem)
+                                  shard_t(&memory_, domain_.get(), p.first, shards_.size(),
+                                          &reads_[shards_.size()], tags, opts.insert_credits));
           } catch (...) {
             memory_.deallocate(mem, sizeof(shard_t), alignof(shard_t), p.first);
             throw;
@@ -403,6 +419,7 @@ class concurrent_map {
       x.read_hits = domain_->sum_counter(s->counter(detail::ctr_hits));
       x.loads = x.read_hits + domain_->sum_counter(s->counter(detail::ctr_table_misses));
       x.stores = domain_->sum_counter(s->counter(detail::ctr_stores));
+      x.unlocked_inserts = domain_->sum_counter(s->counter(detail::ctr_claims));
       x.misses = s->misses();
       x.promotions = s->promotions();
       x.rebuilds = s->rebuilds();

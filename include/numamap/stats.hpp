@@ -31,9 +31,12 @@ struct shard_stats {
   /// lookups that fell through to the dirty map under the shard's lock: loads, and as in Go
   /// the writes that did (Go's rule promotes when they reach the dirty map's size)
   std::uint64_t misses = 0;
-  std::uint64_t promotions = 0;     ///< dirty map merged into the read snapshot; rebuilds included
-  std::uint64_t rebuilds = 0;       ///< read table rebuilt (grown or compacted)
-  std::uint64_t stores = 0;         ///< calls that wrote a value
+  std::uint64_t promotions = 0;  ///< dirty map merged into the read snapshot; rebuilds included
+  std::uint64_t rebuilds = 0;    ///< read table rebuilt (grown or compacted)
+  std::uint64_t stores = 0;      ///< calls that wrote a value
+  /// of the stores, new keys put into the read table without the shard's lock (claimed
+  /// with a thread's credits, options::insert_credits)
+  std::uint64_t unlocked_inserts = 0;
   std::size_t bytes_allocated = 0;  ///< bytes this shard holds from the memory resource
 };
 
@@ -97,16 +100,18 @@ inline std::string map_stats::to_table() const {
     }
     out += line;
   }
-  std::snprintf(line, sizeof line, "%-6s %5s %10s %12s %12s %9s %9s %9s %10s\n", "shard", "node",
-                "entries", "loads", "read-hits", "misses", "promos", "rebuilds", "stores");
+  std::snprintf(line, sizeof line, "%-6s %5s %10s %12s %12s %9s %9s %9s %10s %10s\n", "shard",
+                "node", "entries", "loads", "read-hits", "misses", "promos", "rebuilds", "stores",
+                "unlocked");
   out += line;
   for (const shard_stats& s : shards) {
     std::snprintf(
-        line, sizeof line, "%-6zu %5u %10zu %12llu %12llu %9llu %9llu %9llu %10llu\n", s.index,
-        s.node, s.entries, static_cast<unsigned long long>(s.loads),
+        line, sizeof line, "%-6zu %5u %10zu %12llu %12llu %9llu %9llu %9llu %10llu %10llu\n",
+        s.index, s.node, s.entries, static_cast<unsigned long long>(s.loads),
         static_cast<unsigned long long>(s.read_hits), static_cast<unsigned long long>(s.misses),
         static_cast<unsigned long long>(s.promotions), static_cast<unsigned long long>(s.rebuilds),
-        static_cast<unsigned long long>(s.stores));
+        static_cast<unsigned long long>(s.stores),
+        static_cast<unsigned long long>(s.unlocked_inserts));
     out += line;
   }
   return out;
@@ -136,7 +141,8 @@ inline std::string map_stats::to_json() const {
            ",\"entries\":" + num(s.entries) + ",\"loads\":" + num(s.loads) +
            ",\"read_hits\":" + num(s.read_hits) + ",\"misses\":" + num(s.misses) +
            ",\"promotions\":" + num(s.promotions) + ",\"rebuilds\":" + num(s.rebuilds) +
-           ",\"stores\":" + num(s.stores) + ",\"bytes_allocated\":" + num(s.bytes_allocated) + "}";
+           ",\"stores\":" + num(s.stores) + ",\"unlocked_inserts\":" + num(s.unlocked_inserts) +
+           ",\"bytes_allocated\":" + num(s.bytes_allocated) + "}";
   }
   out += "]}";
   return out;

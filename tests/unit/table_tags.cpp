@@ -24,7 +24,7 @@ struct table_box {
   explicit table_box(std::size_t capacity)
       : mem(static_cast<unsigned char*>(
             ::operator new (table_t::bytes_for(capacity), std::align_val_t{alignof(table_t)}))),
-        t(table_t::create_at(mem, capacity)) {}
+        t(table_t::create_at(mem, capacity, 1)) {}
   ~table_box() {
     t->~table_t();
     ::operator delete (mem, std::align_val_t{alignof(table_t)});
@@ -91,7 +91,9 @@ TEST_CASE("table: probes on tags and over the slots agree with a walk over the c
         REQUIRE(t.find_or_stop(
                     b, [&](const entry_t& e) { return e.key() == k; }, stop) == nullptr);
         REQUIRE(stop == first_empty(t, b));
-        t.emplace_at(stop, b, slot_of(k), k * 7);
+        REQUIRE(t.claim(stop, b));
+        t.count_claimed(1);
+        t.fill(stop, b, slot_of(k), k * 7);
         present.emplace(k, b);
       } else {
         auto it = present.begin();
@@ -171,4 +173,88 @@ TEST_CASE("table: the tag window by cache size, shard count and entry size", "[u
   CHECK(tag_window::all().contains(16));
   CHECK_FALSE(tag_window::none().contains(16));
   CHECK(numamap::detail::l2_cache_bytes() > 0);
+}
+
+TEST_CASE(
+    "table: a claimed slot is passed by every probe until filled, and an abandoned one for good",
+    "[unit][table]") {
+  // Four keys with one home and one tag: a claim of the first empty slot is the only way a
+  // slot is taken here, as a lock-free insert takes it (shard.hpp, claim_new).
+  table_box box(64);
+  table_t& t = *box.t;
+  const std::uint32_t b = (5U << 25) | 40U;  // home 40, tag 0x85
+  auto is = [](std::uint64_t key) { return [key](const entry_t& x) { return x.key() == key; }; };
+  std::size_t stop = 0;
+  REQUIRE(t.find_or_stop(b, is(1), stop) == nullptr);
+  REQUIRE(stop == 40);
+  REQUIRE(t.claim(40, b));
+  CHECK_FALSE(t.claim(40, b));  // one claim per slot
+  CHECK_FALSE(t.is_empty_slot(40));
+  // A second writer with another key and tag passes the claim in flight (its ctl is 0)
+  // and claims the next slot; it fills first.
+  const std::uint32_t other = (9U << 25) | 40U;
+  REQUIRE(t.find_or_stop(other, is(2), stop) == nullptr);
+  CHECK(stop == 41);
+  REQUIRE(t.claim(41, other));
+  t.fill(41, other, slot_of(2), 20);
+  // Readers find key 2 beyond the claim in flight, on the tags and over the slots (which
+  // must not end at the claim's ctl of 0: its tag is set).
+  const entry_t* f = t.find(other, is(2));
+  REQUIRE(f != nullptr);
+  CHECK(f->word.load(std::memory_order_relaxed) == 20);
+  for (const bool hash_first : {true, false}) {
+    std::uint32_t c = 0;
+    const entry_t* l =
+        hash_first ? find_linear<true>(t, other, is(2), c) : find_linear<false>(t, other, is(2), c);
+    REQUIRE(l != nullptr);
+    CHECK(l->key() == 2);
+    // Key 1, claimed and not filled, is not there yet.
+    CHECK((hash_first ? find_linear<true>(t, b, is(1), c) : find_linear<false>(t, b, is(1), c)) ==
+          nullptr);
+  }
+  std::uint32_t c = 0;
+  CHECK(table_t::find_masked(&t, 63, b, is(1), c) == nullptr);
+  std::size_t walked = 0;
+  t.for_each([&](entry_t&) { ++walked; });
+  CHECK(walked == 1);  // the claim in flight is not an entry yet
+  // Filled: found by every probe, and by a writer's probe that waits on claims of its tag.
+  t.fill(40, b, slot_of(1), 10);
+  REQUIRE(t.find_or_stop(b, is(1), stop) != nullptr);
+  CHECK(t.find_or_stop(b, is(1), stop)->word.load(std::memory_order_relaxed) == 10);
+  // An abandoned claim: slot 42 taken for key 3, then given up. Probes pass it, walks skip
+  // it, and it is never empty again; key 4 goes beyond it.
+  REQUIRE(t.find_or_stop(b, is(3), stop) == nullptr);
+  REQUIRE(stop == 42);
+  REQUIRE(t.claim(42, b));
+  t.abandon(42);
+  CHECK_FALSE(t.is_empty_slot(42));
+  REQUIRE(t.find_or_stop(b, is(4), stop) == nullptr);
+  CHECK(stop == 43);
+  REQUIRE(t.claim(43, b));
+  t.fill(43, b, slot_of(4), 40);
+  for (const bool hash_first : {true, false}) {
+    const entry_t* l =
+        hash_first ? find_linear<true>(t, b, is(4), c) : find_linear<false>(t, b, is(4), c);
+    REQUIRE(l != nullptr);
+    CHECK(l->word.load(std::memory_order_relaxed) == 40);
+  }
+  CHECK(table_t::find_masked(&t, 63, b, is(4), c) != nullptr);
+  CHECK(t.find_or_stop(b, is(3), stop) == nullptr);
+  CHECK(stop == 44);
+  walked = 0;
+  t.for_each([&](entry_t&) { ++walked; });
+  CHECK(walked == 3);
+  walked = 0;
+  t.for_each_settled([&](entry_t&) { ++walked; });
+  CHECK(walked == 3);
+  // The claim state: open, then closed (claims may no longer publish), then frozen.
+  CHECK(t.claims_open());
+  t.close();
+  CHECK_FALSE(t.claims_open());
+  CHECK_FALSE(t.is_frozen());
+  t.freeze();
+  CHECK(t.is_frozen());
+  t.thaw();
+  CHECK_FALSE(t.is_frozen());
+  CHECK_FALSE(t.claims_open());  // a thawed table stays closed
 }

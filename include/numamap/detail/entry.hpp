@@ -4,7 +4,8 @@
 // has the entry's line already. Every key present in a shard has exactly one live entry.
 // Its state and value sit in two words guarded by a sequence lock:
 //
-//   ctl   [count:28][full:1][lock:1][state:2]   0: an empty slot
+//   ctl   [count:28][full:1][lock:1][state:2]   0: an empty slot (or one claimed and not yet
+//         filled, table.hpp); without the full bit but not 0: a claim given up
 //   hash  the key's bucket bits; written before the slot is published, then immutable
 //   word  the value's bits (trivially copyable values of up to 8 bytes: "inline"), or a
 //         pointer to an immutable heap node holding the value ("out of line")
@@ -51,6 +52,10 @@ inline constexpr std::uint32_t lock_bit = 4;
 inline constexpr std::uint32_t full_bit = 8;  // the slot holds an entry (never cleared in a
                                               // table readers probe)
 inline constexpr std::uint32_t count_one = 16;
+/// The ctl of a slot claimed and then given up (table.hpp, abandon): nonzero, so it ends
+/// no probe and no wait, and without the full bit, so no probe or walk takes it for an
+/// entry.
+inline constexpr std::uint32_t abandoned_ctl = state_expunged;
 
 /// Keys stored in the slot itself.
 template <class Key>
@@ -119,7 +124,7 @@ struct entry {
   entry& operator=(entry&&) = delete;
 
   const Key& key() const noexcept { return stored_key.get(); }
-  bool is_full() const noexcept { return ctl.load(std::memory_order_relaxed) != 0; }
+  bool is_full() const noexcept { return (ctl.load(std::memory_order_relaxed) & full_bit) != 0; }
 
   static std::uint32_t visible_state(std::uint32_t c) noexcept { return c & state_mask; }
 

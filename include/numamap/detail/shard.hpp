@@ -15,6 +15,13 @@
 //         full or the shard has none yet. A full table whose deleted entries outnumber its
 //         live ones is rebuilt at once by the insert that finds it full (it would be at the
 //         next promotion anyway), and the key goes into the new table.
+// claims  Most of those appends take no lock: a thread that inserted a new key under mu_
+//         is handed a batch of the table's free slots (credits, counted against its room at
+//         once), and puts its next new keys in the shard into the table by claiming the
+//         first empty slot on the key's path with a CAS of its tag (claim_new). The table's
+//         claim state (open, closed, frozen; table.hpp) keeps such a claim from landing in
+//         a table whose keys go to the dirty map or that a rebuild or a clear is copying or
+//         dropping (decisions.md D37).
 // misses_ Lookups that had to take mu_ and look in dirty_ since the last promotion.
 //         Guarded by mu_, so it shares a line with nothing readers touch.
 //
@@ -36,10 +43,11 @@
 //   entries. The rebuild writes nothing into the old table's entries.
 // Invariants: a key has at most one writable entry (not expunged, not in a frozen table), in
 // the current table or in the dirty map; outside a rebuild the current table is not frozen
-// and holds no expunged entry; dirty-map entries are present and change only under mu_ (no
-// pointer to one outlives the lock: erasing and promoting move them); a table holds at most
-// one entry per key; a table only gains slots while it is current, and a full slot's hash
-// and key never change.
+// and holds no expunged entry; a current table with keys in the dirty map is closed (no
+// lock-free claim publishes in it), unless it is the shared empty table (which takes none);
+// dirty-map entries are present and change only under mu_ (no pointer to one outlives the lock:
+// erasing and promoting move them); a table holds at most one entry per key; a table only gains
+// slots while it is current, and a full slot's hash and key never change.
 //
 // Counters: misses, promotions and rebuilds are written under mu_ (relaxed atomics so
 // stats() may read them); the byte count sits on its own line; per-thread load/hit/store
@@ -80,12 +88,21 @@ inline constexpr bool value_inline = std::is_trivially_copyable_v<Value> &&
 /// Loads = hits + table misses: a hit bumps one counter.
 /// ctr_size: this thread's net count of keys added to the shard (signed, in two's
 /// complement); the shard's live-key count is the sum over all records (see shard::size).
+/// ctr_claims: new keys this thread put into the shard's read table without mu_.
+/// ctr_credit_gen, ctr_credits: the thread's credits for lock-free claims, the generation
+/// of the table they are for and how many are left (shard::claim_new). Never summed.
+/// ctr_inserting: 1 when the thread's last store to the shard put in a new key (a hint for
+/// the next store's probe, shard::swap). Never summed.
 enum : std::size_t {
   ctr_hits = 0,
   ctr_table_misses = 1,
   ctr_stores = 2,
   ctr_size = 3,
-  ctr_per_shard = 4
+  ctr_claims = 4,
+  ctr_credit_gen = 5,
+  ctr_credits = 6,
+  ctr_inserting = 7,
+  ctr_per_shard = 8
 };
 
 NUMAMAP_ALWAYS_INLINE void bump(thread_record* r, std::size_t i, std::uint64_t d = 1) noexcept {
@@ -149,9 +166,16 @@ class shard {
   /// `read` is the shard's read-view word; the map keeps these words side by side (see
   /// concurrent_map), so a lookup reaches the table without loading the shard. `tags`:
   /// the read tables readers probe on their tags.
+  /// `credits`: the most slots a thread claims without mu_ per batch (grant_credits_locked).
   shard(Memory* mem, epoch_domain* dom, node_id node, std::size_t index,
-        detail::atomic<std::uintptr_t>* read, tag_window tags)
-      : mem_(mem), dom_(dom), node_(node), index_(index), tags_(tags), read_(*read) {
+        detail::atomic<std::uintptr_t>* read, tag_window tags, std::size_t credits)
+      : mem_(mem),
+        dom_(dom),
+        node_(node),
+        index_(index),
+        tags_(tags),
+        credits_(credits),
+        read_(*read) {
     // NOLINTNEXTLINE(cppcoreguidelines-prefer-member-initializer): needs bytes_, declared later
     dirty_ = new_table(table_t::min_capacity);
     read_.store(pack(empty_table(), false), std::memory_order_relaxed);  // before sharing
@@ -310,25 +334,42 @@ class shard {
     reserve_retire(rec, 2);
     const view v = load_view(std::memory_order_acquire);  // as (S1)
     stop_hint stop;
-    if (entry_t* e = find_for_write(v, hv, eq, stop)) {
+    // A thread whose last store here put in a new key, and that holds credits, will likely
+    // claim a slot: the lines it writes come in owned. Others ask for nothing owned: in a
+    // read-mostly mix, stores to existing keys that asked for their home entry and tag lines
+    // owned took them from the readers' caches (read95 at 2 threads lost an eighth; D37).
+    const probe_lines lines =
+        inserting(rec) && has_credit(v.table(), rec) ? probe_lines::owned : probe_lines::read;
+    if (entry_t* e = find_for_write(v, hv, eq, stop, lines)) {
       auto l = e->lock();
       if (writable(l, v.table())) {
         e->unlock(l, w, state_present);
         bump(rec, counter(ctr_stores));
+        set_inserting(rec, false);
         return settle_swap(l, rec, prev);
       }
       e->unlock_unchanged(l);
     }
+    // A new key: claimed without the mutex, with this thread's credits for the table.
+    if (stop.table != nullptr && !v.amended() && claim_new(stop, hv, make_key, w, rec)) {
+      bump(rec, counter(ctr_stores));
+      set_inserting(rec, true);
+      return false;
+    }
     if (stop.table != nullptr) stop.table->prefetch_used();  // a new key: it will insert
     std::lock_guard<adaptive_mutex> lk(mu_);
-    if (entry_t* e = find_locked(hv, eq, stop)) {
+    entry_t* e = find_locked(hv, eq, stop);
+    if (e == nullptr)
+      e = insert_new_locked(
+          hv, eq, make_key, [w] { return w; }, stop, rec);
+    if (e != nullptr) {
       auto l = e->lock();  // not expunged: see the invariants
       e->unlock(l, w, state_present);
       bump(rec, counter(ctr_stores));
       return settle_swap(l, rec, prev);
     }
-    insert_new_locked(hv, make_key, w, stop, rec);
     bump(rec, counter(ctr_stores));
+    set_inserting(rec, true);
     return false;
   }
 
@@ -357,6 +398,15 @@ class shard {
         }
         return store_new_or_load(hv, eq, make_key, produce, &w, rec, stop);  // not writable
       }
+    } else if (!produce_locked && stop.table != nullptr && !v.amended() &&
+               has_credit(stop.table, rec)) {
+      // A new key, claimed without the mutex as in swap.
+      const std::uint64_t w = produce();
+      if (claim_new(stop, hv, make_key, w, rec)) {
+        bump(rec, counter(ctr_stores));
+        return {w, false};
+      }
+      return store_new_or_load(hv, eq, make_key, produce, &w, rec, stop);
     }
     return store_new_or_load(hv, eq, make_key, produce, nullptr, rec, stop);
   }
@@ -367,7 +417,12 @@ class shard {
   bool remove(const hashed& hv, const Eq& eq, thread_record* rec, std::uint64_t& prev) {
     reserve_retire(rec, 2);
     view v = load_view(std::memory_order_acquire);  // as (S1)
-    if (entry_t* e = v.find(hv, eq)) {
+    // Slot by slot, the home entry's line asked for owned: an erase writes the entry it
+    // finds, and reads no tag line (a line the other cores' inserts write) unless its
+    // probe ends at a slot whose ctl is 0 (decisions.md D37).
+    std::uint32_t c0 = 0;
+    if (entry_t* e = table_t::template find_linear<Eq, true>(v.table(), v.mask(), hv.bucket_bits(),
+                                                             eq, c0)) {
       auto l = e->lock();
       if (writable(l, v.table())) return delete_locked_entry(e, l, rec, prev);
       e->unlock_unchanged(l);  // frozen by a rebuild, or dropped by clear: look again under mu_
@@ -557,6 +612,11 @@ class shard {
   /// keys and values (one retirement each, whatever the size).
   void clear_locked(table_t* fresh_dirty, thread_record* rec) noexcept {
     const view old = load_view(std::memory_order_relaxed);  // as (S2)
+    // Frozen, as for a rebuild: a lock-free writer that locks an entry, or claims a slot,
+    // after this sees the flag and goes to mu_ (held by clear), then to the new, empty
+    // table; one that came before is waited for and its entry expunged with the rest. The
+    // shared empty table is never written.
+    if (old.table() != empty_table()) old.table()->freeze();
     auto expunge_all = [this, rec](entry_t& e) {
       auto l = e.lock();
       // The word stays: the deferred free (free_table_and_contents_fn) frees a value node it
@@ -564,7 +624,7 @@ class shard {
       e.unlock(l, l.word, state_expunged);
       if (l.state() == state_present) add_size(rec, -1);
     };
-    old.table()->for_each(expunge_all);
+    old.table()->for_each_settled(expunge_all);
     dirty_->for_each(expunge_all);
     publish(empty_table(), false);
     misses_ = 0;
@@ -610,10 +670,11 @@ class shard {
 
   /// The writer's lock-free probe of view v's table; on a miss, `stop` says where it ended.
   template <class Eq>
-  static entry_t* find_for_write(const view& v, const hashed& hv, const Eq& eq, stop_hint& stop) {
+  static entry_t* find_for_write(const view& v, const hashed& hv, const Eq& eq, stop_hint& stop,
+                                 probe_lines lines = probe_lines::read) {
     table_t* t = v.table();
     std::size_t at = 0;
-    entry_t* e = t->find_or_stop(hv.bucket_bits(), eq, at);
+    entry_t* e = t->find_or_stop(hv.bucket_bits(), eq, at, lines);
     if (e == nullptr) stop = {t, at};
     return e;
   }
@@ -621,9 +682,12 @@ class shard {
   /// The key's entry in the current table (view v, loaded with mu_ held), or null; then
   /// `stop` is where the key would go in that table. A stop from the caller's lock-free
   /// probe saves probing again while it holds: that probe saw every slot from the key's
-  /// home to stop.slot full with another key and stop.slot empty; full slots keep their key;
-  /// new entries go into the first empty slot on their key's path, always with mu_ held; so
-  /// if stop.slot is still empty now (mu_ held: it stays so), the key is not in the table.
+  /// home to stop.slot taken (by another key, or by a claim of another tag, or one it
+  /// waited for) and stop.slot empty (tag 0); taken slots keep their key; a new entry,
+  /// locked or not, goes into the first empty slot on its key's path, which it claims
+  /// (table.hpp, claim); so if stop.slot is still empty now, no entry and no claim of the
+  /// key is in the table. (One may come after this test: a lock-free claim of stop.slot
+  /// then beats this writer's own claim, which probes again; insert_new_locked.)
   /// The table is the one probed, not a new one at the same address: the caller has been
   /// pinned since the probe, so it was not freed, and a table that stopped being current is
   /// never current again.
@@ -668,28 +732,36 @@ class shard {
           return {found, true};
         }
       }
-      if (e != nullptr) {
-        const auto s = e->read();
-        if (s.state == state_present) {
-          if (have_w) free_word(w);
-          return {s.word, true};
+      if (e == nullptr) {
+        // produce() runs once the key's place is taken (a claimed slot, or the dirty map),
+        // so it does not run for a key that a lock-free claim put in meanwhile.
+        auto make_w = [&] {
+          if (!have_w) {
+            w = produce();
+            have_w = true;
+          }
+          return w;
+        };
+        e = insert_new_locked(hv, eq, make_key, make_w, stop, rec);
+        if (e == nullptr) {
+          bump(rec, counter(ctr_stores));
+          return {w, false};
         }
-        // Deleted, in the current table: revive it (a lock-free store may win the race).
-        if (!have_w) {
-          w = produce();
-          have_w = true;
-        }
-        const auto r = try_load_or_store(e, v.table(), w, rec);
-        if (r.first == 1) free_word(w);
-        return {r.second, r.first == 1};
       }
+      // The key's entry in the current table.
+      const auto s = e->read();
+      if (s.state == state_present) {
+        if (have_w) free_word(w);
+        return {s.word, true};
+      }
+      // Deleted, in the current table: revive it (a lock-free store may win the race).
       if (!have_w) {
         w = produce();
         have_w = true;
       }
-      insert_new_locked(hv, make_key, w, stop, rec);
-      bump(rec, counter(ctr_stores));
-      return {w, false};
+      const auto r = try_load_or_store(e, load_view(std::memory_order_relaxed).table(), w, rec);
+      if (r.first == 1) free_word(w);
+      return {r.second, r.first == 1};
     } catch (...) {
       if (have_w) free_word(w);
       throw;
@@ -731,14 +803,94 @@ class shard {
     return false;
   }
 
-  /// A new key. Into a free slot of the current read table when it has one (an append of
-  /// one key: the view stays as it is, and the key is on the lock-free path at once), else
-  /// into the dirty map, marking the view amended. All allocation first, so an exception
-  /// changes nothing (w stays the caller's). `stop` is find_locked's, made with mu_ held
-  /// since: the slot the key goes to in the current table.
+  /// The thread's hint that its stores to this shard put in new keys (ctr_inserting).
+  bool inserting(thread_record* rec) const noexcept {
+    return rec->counters()[counter(ctr_inserting)].load(std::memory_order_relaxed) != 0;
+  }
+  void set_inserting(thread_record* rec, bool on) const noexcept {
+    auto& c = rec->counters()[counter(ctr_inserting)];
+    // Owner-only, relaxed (a hint); stored only when it changes, so a run of overwrites
+    // writes it once.
+    if ((c.load(std::memory_order_relaxed) != 0) != on) {
+      c.store(on ? 1 : 0, std::memory_order_relaxed);
+    }
+  }
+
+  /// Whether the thread holds credits for lock-free claims in table t (claim_new).
+  bool has_credit(const table_t* t, thread_record* rec) const noexcept {
+    auto* c = rec->counters();
+    return c[counter(ctr_credits)].load(std::memory_order_relaxed) != 0 &&
+           c[counter(ctr_credit_gen)].load(std::memory_order_relaxed) == t->gen();
+  }
+
+  /// A new key without the mutex: the writer's probe of view v's table (unamended) stopped
+  /// at an empty slot (`stop`) without finding the key. With a credit for that table, the
+  /// slot is claimed (K1); if the table is still open (K2), the key is filled in and is
+  /// present. Returns false, having changed nothing the caller sees, when the thread has no
+  /// credit for the table, another writer claimed the slot first, or the table was closed
+  /// or frozen meanwhile (then the slot is abandoned, its credit spent): the caller goes
+  /// to the mutex. May throw only before the claim (the key's node).
+  ///
+  /// Why no key is claimed twice: a claim is the first empty slot on the key's path, and
+  /// every writer that passes a claim in flight with its key's tag waits for it and tests
+  /// it (probe<true>); two writers that stopped at the same slot race on its CAS, and the
+  /// loser goes to the mutex, where it probes again. Why no key is both claimed and in the
+  /// dirty map, or claimed and missed by a rebuild: (K1)/(K2) against (C1)/(C2) and
+  /// (F1)/(F2) (table.hpp, close and freeze).
   template <class MakeKey>
-  void insert_new_locked(const hashed& hv, const MakeKey& make_key, std::uint64_t w,
-                         const stop_hint& stop, thread_record* rec) {
+  bool claim_new(const stop_hint& stop, const hashed& hv, const MakeKey& make_key, std::uint64_t w,
+                 thread_record* rec) {
+    table_t* t = stop.table;
+    if (!has_credit(t, rec)) return false;
+    const key_slot<Key> k = make_key_slot(make_key);  // may throw: nothing claimed yet
+    if (!t->claim(stop.slot, hv.bucket_bits())) {     // (K1)
+      free_key_slot(k);
+      return false;
+    }
+    auto& credits = rec->counters()[counter(ctr_credits)];  // owner-only, as bump
+    if (!t->claims_open()) {                                // (K2)
+      t->abandon(stop.slot);
+      free_key_slot(k);
+      credits.store(0, std::memory_order_relaxed);  // the table takes no more claims
+      return false;
+    }
+    credits.store(credits.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+    t->fill(stop.slot, hv.bucket_bits(), k, w);  // (T2)
+    add_size(rec, 1);
+    bump(rec, counter(ctr_claims));
+    return true;
+  }
+
+  /// Credits for lock-free claims in table t (open, current; mu_ held), handed to the
+  /// calling thread when it has none for t: `n` slots counted against t's room at once
+  /// (used_), so a claim needs neither the mutex nor a shared count. Unused credits are
+  /// slots lost until t is rebuilt: at most credit_batch() per thread (decisions.md D37).
+  void grant_credits_locked(table_t* t, thread_record* rec) noexcept {
+    const std::size_t n = credit_batch(t->capacity());
+    if (n == 0 || has_credit(t, rec) || !t->fits(1 + n) || !t->claims_open_locked()) return;
+    t->count_claimed(n);
+    auto* c = rec->counters();
+    c[counter(ctr_credit_gen)].store(t->gen(), std::memory_order_relaxed);  // owner-only
+    c[counter(ctr_credits)].store(n, std::memory_order_relaxed);
+  }
+  /// The batch: options::insert_credits, at most a 64th of the table's slots (none below
+  /// 64 slots).
+  std::size_t credit_batch(std::size_t capacity) const noexcept {
+    return std::min(credits_, capacity >> 6U);
+  }
+
+  /// A new key, with mu_ held, after find_locked found it in neither the table nor the
+  /// dirty map. Into a slot of the current read table when it has room (an append of one
+  /// key: the view stays as it is, and the key is on the lock-free path at once), else into
+  /// the dirty map, marking the view amended. The word comes from make_w(), called once the
+  /// key's place is taken. Returns null when the key went in. Returns the key's entry in
+  /// the current table, having inserted nothing (make_w not called), when a lock-free claim
+  /// of the same key came first: the caller acts on it as on an entry find_locked found.
+  /// An exception (the key's node, make_w) leaves the map as it was (a slot claimed for
+  /// the key is abandoned). `stop` is find_locked's, made with mu_ held since.
+  template <class Eq, class MakeKey, class MakeWord>
+  entry_t* insert_new_locked(const hashed& hv, const Eq& eq, const MakeKey& make_key,
+                             MakeWord&& make_w, stop_hint& stop, thread_record* rec) {
     view v = load_view(std::memory_order_relaxed);  // as (S2)
     table_t* t = v.table();
     bool direct = t != empty_table() && t->fits(1);
@@ -753,32 +905,70 @@ class shard {
       t = v.table();
       direct = t->fits(1);
     }
-    if (!direct && !dirty_->fits(1)) grow_dirty_locked();
-    const key_slot<Key> k = make_key_slot(make_key);  // may throw: nothing changed yet
-    // (T2) inside emplace. Direct: readers probing t see the slot or not; both are right,
-    // since the key was absent until this store, and the view needs no change (design.md,
-    // "direct insertion").
-    table_t* into = direct ? t : dirty_;
-    if (direct && stop.table == t && t->is_empty_slot(stop.slot)) {
-      into->emplace_at(stop.slot, hv.bucket_bits(), k, w);  // where emplace would put it
-    } else {
-      into->emplace(hv.bucket_bits(), k, w);
+    if (direct) {
+      // Claim the first empty slot on the key's path, as a lock-free writer would: a
+      // lock-free claim may take it first, perhaps for this very key, so a lost CAS probes
+      // again (probe<true> waits for a claim of the key's tag and tests it).
+      for (;;) {
+        if (stop.table == t && t->claim(stop.slot, hv.bucket_bits())) break;  // as (K1)
+        stop = {};
+        if (entry_t* e = find_for_write(v, hv, eq, stop)) return e;
+      }
+      t->count_claimed(1);
+      key_slot<Key> k{};
+      std::uint64_t w = 0;
+      try {
+        k = make_key_slot(make_key);
+        try {
+          w = make_w();
+        } catch (...) {
+          free_key_slot(k);
+          throw;
+        }
+      } catch (...) {
+        t->abandon(stop.slot);
+        throw;
+      }
+      // (T2) inside fill. Readers probing t see the slot or not; both are right, since the
+      // key was absent until this store, and the view needs no change (design.md, "direct
+      // insertion").
+      t->fill(stop.slot, hv.bucket_bits(), k, w);
+      add_size(rec, 1);
+      grant_credits_locked(t, rec);
+      return nullptr;
     }
+    if (t != empty_table()) {
+      // Into the dirty map while t is current: no lock-free claim may publish in t from
+      // now on (C1)/(C2), and one that did before is found by probing t again after the
+      // fence (table.hpp, close). If the stop is still empty, no claim of the key is there.
+      t->close();
+      if (entry_t* e = find_in_table_locked(v, hv, eq, stop)) return e;
+    }
+    if (!dirty_->fits(1)) grow_dirty_locked();
+    const key_slot<Key> k = make_key_slot(make_key);  // may throw: nothing inserted yet
+    std::uint64_t w = 0;
+    try {
+      w = make_w();
+    } catch (...) {
+      free_key_slot(k);
+      throw;
+    }
+    dirty_->emplace(hv.bucket_bits(), k, w);
     add_size(rec, 1);
-    if (direct) return;
     if (!v.amended()) publish(v.table(), true);
     // Promote once the dirty map holds max(64, an eighth of the table's live keys). The
     // live count sums every thread's record (size()), so it is taken only when the dirty
     // map reaches the threshold last computed, not at every insert; between two checks
     // the threshold may drift by the keys deleted meanwhile, and a miss-driven promotion
     // (miss_locked) does not wait for it.
-    if (dirty_->used() < promote_check_) return;
+    if (dirty_->used() < promote_check_) return nullptr;
     const std::size_t at = std::max<std::size_t>(64, live_in_table_locked() / 8);
     if (dirty_->used() >= at) {
       (void)promote_locked();
     } else {
       promote_check_ = at;
     }
+    return nullptr;
   }
 
   /// Replaces t, a table no one else can reach yet (a rebuild's new one), by one twice as
@@ -867,9 +1057,12 @@ class shard {
       return false;
     }
     if (t != empty_table() && t->fits(d) && dead_t * 2 <= t->used() + 8) {
-      // Append: the dirty entries into free slots of the current table; the dirty slots are
-      // just emptied.
-      copy_dirty_into(t);
+      // Append: the dirty entries into free slots of the current table, each claimed (t is
+      // closed since its first dirty key: no lock-free claim of these keys publishes in
+      // it); the dirty slots are just emptied.
+      dirty_->for_each([t](entry_t& e) {
+        t->emplace_claimed(e.hash, e.stored_key, e.word.load(std::memory_order_relaxed));
+      });
       dirty_->clear();
       publish(t, false);
     } else {
@@ -878,21 +1071,25 @@ class shard {
       // read() below waits for it). The new table is sized for the live count (size()), which
       // lags writers in flight, so the copy grows it if it fills (grow_unpublished); a
       // counting pass over t, which an exact size needs, read the whole table once more
-      // with mu_ held (decisions.md D26).
-      t->freeze();
+      // with mu_ held (decisions.md D26). Claims in flight are waited for below, and later
+      // ones see the flag (K2) and abandon their slots. The shared empty table has nothing
+      // to freeze and is never written.
+      const bool shared_empty = t == empty_table();
+      if (!shared_empty) t->freeze();
       table_t* nt = nullptr;
       try {
         rec->bag.reserve_more(1);
         nt = new_table(capacity_for(live_t + d));
       } catch (...) {
         // No writer acted on the flag other than by waiting for mu_, still held: undo it.
-        t->thaw();
+        if (!shared_empty) t->thaw();
         return false;
       }
       // Copy the present entries (their values no longer change); deleted ones stay behind.
       // Readers that still reach t see each entry as it is now, which is what nt holds.
+      // Claims in flight are waited for (for_each_settled).
       bool room = true;
-      t->for_each([this, &nt, &room](entry_t& e) {
+      t->for_each_settled([this, &nt, &room](entry_t& e) {
         if (!room) return;
         const snapshot s = e.read();
         if (s.state != state_present) return;
@@ -904,7 +1101,7 @@ class shard {
         // No memory to grow: nt was never published and owns nothing (t's entries keep
         // their keys and values until nt is), so it is freed alone and t thawed, as above.
         free_table(nt);
-        t->thaw();
+        if (!shared_empty) t->thaw();
         return false;
       }
       copy_dirty_into(nt);
@@ -949,13 +1146,14 @@ class shard {
   }
 
   table_t* new_table(std::size_t capacity) {
-    return table_t::create_at(alloc(table_t::bytes_for(capacity), alignof(table_t)), capacity);
+    void* mem = alloc(table_t::bytes_for(capacity), alignof(table_t));
+    return table_t::create_at(mem, capacity, next_gen_++);
   }
   /// The read table of a shard with no keys: shared by every shard, never written (a
   /// promotion into it always builds a new table) and never freed.
   static table_t* empty_table() noexcept {
     alignas(table_t) static unsigned char storage[table_t::bytes_for(table_t::min_capacity)];
-    static table_t* const t = table_t::create_at(storage, table_t::min_capacity);
+    static table_t* const t = table_t::create_at(storage, table_t::min_capacity, 0);
     return t;
   }
 
@@ -1013,6 +1211,16 @@ class shard {
     }
     return out;
   }
+  /// Frees a key slot that no entry took (nothing for inline keys).
+  void free_key_slot(const key_slot<Key>& k) noexcept {
+    if constexpr (!key_inline<Key>) {
+      key_node* n = k.node;
+      n->~key_node();
+      dealloc(n, sizeof(key_node), alignof(key_node));
+    } else {
+      (void)k;
+    }
+  }
   /// Frees an entry's key node (nothing for inline keys). The entry must be unreachable for
   /// others, or dropped in a table that is being freed.
   void free_key(const entry_t& e) noexcept {
@@ -1064,6 +1272,7 @@ class shard {
   const node_id node_;
   const std::size_t index_;
   const tag_window tags_;
+  const std::size_t credits_;  // options::insert_credits
   // The read view, kept by the map beside the other shards' (see the constructor). Loaded
   // by any thread at any time (S1); stored only with mu_ held (S3).
   detail::atomic<std::uintptr_t>& read_;
@@ -1075,6 +1284,9 @@ class shard {
   // The dirty map's size at which insert_new_locked next weighs a promotion; guarded by
   // mu_, reset by promotion and clear.
   std::size_t promote_check_ = 64;
+  // The next table's generation (entry_table::gen; 0 is the shared empty table's). Guarded
+  // by mu_, or the constructor's before the shard is shared.
+  std::uint64_t next_gen_ = 1;
   // Written under mu_ only; atomics so stats() may read them without it.
   detail::atomic<std::uint64_t> misses_total_{0};
   detail::atomic<std::uint64_t> promotions_{0};

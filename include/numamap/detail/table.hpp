@@ -92,6 +92,15 @@ static_assert(lane_bits(zero_lanes(0x00ff0001ff000100ULL)) == 0xa5, "lanes 0, 2,
 /// The fewest slots a table has (entry_table::min_capacity, capacity_for).
 inline constexpr std::size_t table_min_capacity = 16;
 
+/// Which lines a writer's probe asks for, ahead of its first load: `read` (a read prefetch of
+/// the home entry's line, as readers do), or `owned` (the home entry's and the home tag
+/// group's lines asked for owned, prefetch_for_write), for a writer that will likely claim
+/// a slot. A line loaded first and written after comes from the core that last wrote it
+/// twice, once to read and once to own (decisions.md D37). Writers that may well not write
+/// ask for nothing owned: that takes the line from the other cores' caches for a write
+/// that may not come.
+enum class probe_lines : unsigned char { read, owned };
+
 template <class Key>
 class entry_table {
  public:
@@ -105,9 +114,9 @@ class entry_table {
   }
 
   /// Builds a table of `capacity` (a power of two, at least min_capacity) empty slots in memory
-  /// `mem` of bytes_for(capacity) bytes.
-  static entry_table* create_at(void* mem, std::size_t capacity) noexcept {
-    auto* t = new (mem) entry_table(capacity);
+  /// `mem` of bytes_for(capacity) bytes; `gen` is its generation (gen()).
+  static entry_table* create_at(void* mem, std::size_t capacity, std::uint64_t gen) noexcept {
+    auto* t = new (mem) entry_table(capacity, gen);
     for (std::size_t i = 0; i < capacity; ++i) new (&t->slots()[i]) entry_t();
     tag_word* tw = tags_of(t->slots(), t->mask_);
     for (std::size_t g = 0; g < capacity / 8; ++g) new (&tw[g]) tag_word(0);
@@ -115,6 +124,31 @@ class entry_table {
   }
 
   std::size_t capacity() const noexcept { return mask_ + 1; }
+
+  /// The table's claim state (claims_): open, closed or frozen. Lock-free claims of empty
+  /// slots (claim) publish only in an open table; every other write path holds the shard
+  /// mutex, which is also what closes or freezes a table.
+  ///
+  /// Closed: the shard mutex holder will put a key into the dirty map while this table is
+  /// current, and from now on no lock-free claim may publish a key here (closing is final for
+  /// the table). (C1) seq_cst store and (C2) seq_cst fence, then the holder's probe of the
+  /// table for its key; against a claimer's (K1) seq_cst tag CAS, then (K2) seq_cst load of
+  /// the state (claims_open): the store-buffering pattern of freeze below, so either the
+  /// claimer sees the table closed (and abandons its slot), or the holder's probe sees the
+  /// claim (and waits for it to settle, then compares its key). A key never has an entry in
+  /// both the table and the dirty map.
+  void close() noexcept {
+    claims_.store(claims_closed, std::memory_order_seq_cst);  // (C1)
+    fence_seq_cst();                                          // (C2)
+  }
+  /// Whether the table is open, for the shard mutex holder (who alone changes the state).
+  bool claims_open_locked() const noexcept {
+    return claims_.load(std::memory_order_relaxed) == claims_open_;
+  }
+  /// Whether a claimer may publish the slot it claimed: the table is open. (K2) after (K1).
+  bool claims_open() const noexcept {
+    return claims_.load(std::memory_order_seq_cst) == claims_open_;  // (K2)
+  }
 
   /// Frozen: a rebuild is copying (or has copied) this table's entries into a new one, and
   /// no writer may change an entry any more. A writer that locks an entry it reached without
@@ -128,14 +162,24 @@ class entry_table {
   /// flag, or the rebuild's read of the entry sees the writer's lock (and waits for its
   /// unlock, then reads what it wrote). No entry changes after the rebuild has read it (a
   /// writer that backs off stores the ctl it found back, unchanged).
+  /// The same pairs hold for a lock-free claim of an empty slot ((K1), (K2)): either the
+  /// claimer sees the table frozen and abandons its slot, or the rebuild's pass over the
+  /// tags (for_each_settled) sees the claim and waits for it to settle.
   void freeze() noexcept {
-    frozen_.store(1, std::memory_order_seq_cst);  // (F1)
-    fence_seq_cst();                              // (F2)
+    claims_.store(claims_frozen, std::memory_order_seq_cst);  // (F1)
+    fence_seq_cst();                                          // (F2)
   }
   /// Undoes freeze() (a rebuild that could not get memory; shard mutex held throughout, so
-  /// no writer acted on the flag other than by waiting for the mutex).
-  void thaw() noexcept { frozen_.store(0, std::memory_order_relaxed); }
-  bool is_frozen() const noexcept { return frozen_.load(std::memory_order_seq_cst) != 0; }  // (F3)
+  /// no writer acted on the flag other than by waiting for the mutex). The table comes back
+  /// closed, not open: a claimer that saw it frozen abandoned its slot, and closed is the
+  /// state that keeps lock-free claims out without a proof about the frozen interval.
+  void thaw() noexcept { claims_.store(claims_closed, std::memory_order_relaxed); }
+  bool is_frozen() const noexcept {
+    return claims_.load(std::memory_order_seq_cst) == claims_frozen;  // (F3)
+  }
+  /// The table's generation: unique among the tables of its shard (the shard numbers them
+  /// as it makes them). Credits for lock-free claims name it (shard.hpp).
+  std::uint64_t gen() const noexcept { return gen_; }
   /// Full slots. Writer-only (shard mutex).
   std::size_t used() const noexcept { return used_; }
   /// Asks for the line of used() ahead of the shard mutex (a hint): a writer that will
@@ -149,7 +193,8 @@ class entry_table {
   template <class Eq>
   entry_t* find(std::uint32_t bucket_bits, const Eq& eq) {
     std::uint32_t c = 0;
-    return find_masked(this, mask_, bucket_bits, eq, c);
+    std::size_t at = 0;
+    return probe<true>(slots(), mask_, bucket_bits, eq, c, at);
   }
 
   /// find() with the mask given by the caller (the read view carries it); `c` receives the
@@ -160,21 +205,30 @@ class entry_table {
                                                     std::uint32_t bucket_bits, const Eq& eq,
                                                     std::uint32_t& c) {
     std::size_t at = 0;
-    return probe(t->slots(), mask, bucket_bits, eq, c, at);
+    return probe<false>(t->slots(), mask, bucket_bits, eq, c, at);
   }
 
   /// find_masked() without the tags: linear probing over the slots' control words from
   /// the home slot, as before D32 (decisions.md D33). The read probe of tables that fit
   /// the cache or whose tags would not (tag_window): there the tags only add a line to
   /// wait for, or instructions. Lock-free, writes nothing; the same slots in the same order
-  /// as probe(), so it finds what probe() finds and ends where it ends.
-  template <class Eq>
+  /// as probe().
+  ///
+  /// A slot whose ctl is 0 ends the probe only if its tag is 0 too: a slot claimed without
+  /// the shard mutex (claim) has its tag set before its ctl, and a writer that passed it may
+  /// have published its own key beyond it. That writer read the tag before publishing, so a
+  /// reader that came after the publication reads the tag as set (read-read coherence). A
+  /// slot whose ctl lacks the full bit (an abandoned claim) is passed like another key's.
+  /// ForWrite: the home entry's line is asked for owned (an erase, which locks what it
+  /// finds; probe_lines).
+  template <class Eq, bool ForWrite = false>
   NUMAMAP_ALWAYS_INLINE static entry_t* find_linear(entry_table* t, std::size_t mask,
                                                     std::uint32_t bucket_bits, const Eq& eq,
                                                     std::uint32_t& c) {
     constexpr bool hash_first = hash_first_v<Eq>;
     entry_t* slots = t->slots();
     std::size_t i = bucket_bits & mask;
+    if constexpr (ForWrite) prefetch_for_write(&slots[i]);
     {
       // The home slot first, apart: whether the probe goes on from it or from the next slot
       // is computed, not branched on. A hit's slot is k slots past its home, k = 0, 1, 2,
@@ -183,60 +237,117 @@ class entry_table {
       // <= 1, the common case (decisions.md D30).
       const entry_t& s = slots[i];
       c = s.ctl.load(std::memory_order_acquire);  // (T1), as below
-      if (c == 0) return nullptr;
-      const bool maybe_here = hash_first ? s.hash == bucket_bits : eq(s);
-      i = (i + static_cast<std::size_t>(!maybe_here)) & mask;
+      if ((c & full_bit) == 0) {
+        if (c == 0 && tag_at(slots, mask, i) == 0) return nullptr;
+        i = (i + 1) & mask;
+      } else {
+        const bool maybe_here = hash_first ? s.hash == bucket_bits : eq(s);
+        i = (i + static_cast<std::size_t>(!maybe_here)) & mask;
+      }
     }
     for (;;) {
       entry_t& s = slots[i];
-      // (T1) acquire, as in probe(). A slot whose ctl is still 0 ends the probe as it ends
-      //      probe() at a tag whose slot is being published (see there).
+      // (T1) acquire, as in probe().
       c = s.ctl.load(std::memory_order_acquire);
-      if (c == 0) return nullptr;
-      if ((!hash_first || s.hash == bucket_bits) && eq(s)) return &s;
+      if ((c & full_bit) != 0) {
+        if ((!hash_first || s.hash == bucket_bits) && eq(s)) return &s;
+      } else if (c == 0 && tag_at(slots, mask, i) == 0) {
+        return nullptr;
+      }
       i = (i + 1) & mask;
     }
   }
 
   /// A writer's probe: find(), and, when the key is absent, where the probe stopped (`stop`:
-  /// the first empty slot on the key's path, which is where emplace would put it). Lock-free,
-  /// writes nothing.
+  /// the first empty slot on the key's path, which is where the key would be claimed).
+  /// Lock-free, writes nothing; waits for claims in flight whose tag is the key's (probe).
+  /// `lines`: which lines the probe asks for owned (probe_lines).
   template <class Eq>
-  entry_t* find_or_stop(std::uint32_t bucket_bits, const Eq& eq, std::size_t& stop) {
+  entry_t* find_or_stop(std::uint32_t bucket_bits, const Eq& eq, std::size_t& stop,
+                        probe_lines lines = probe_lines::read) {
     std::uint32_t c = 0;
-    return probe(slots(), mask_, bucket_bits, eq, c, stop);
+    return probe<true>(slots(), mask_, bucket_bits, eq, c, stop, lines);
   }
 
-  /// Whether slot i is empty. Stable only for the table's writer (shard mutex held).
-  bool is_empty_slot(std::size_t i) const noexcept { return !slots()[i].is_full(); }
+  /// Whether slot i is empty: its tag is 0 (no claim). Stable only while it holds: a slot
+  /// once claimed is never empty again in a table readers probe.
+  bool is_empty_slot(std::size_t i) const noexcept { return tag_at(slots(), mask_, i) == 0; }
 
-  /// Puts a new present entry (hash, key, word) into a free slot and publishes it. The key
-  /// slot `k` is copied (inline bytes, or the key node's pointer, which the table then owns).
-  /// Writer-only; must fit.
-  entry_t* emplace(std::uint32_t bucket_bits, const key_slot<Key>& k, std::uint64_t w) noexcept {
-    return emplace_at(free_slot(bucket_bits), bucket_bits, k, w);
+  /// Claims empty slot i for a key with these bucket bits: (K1) a CAS of the slot's tag from
+  /// 0 to the key's tag, the slot's one claim. False if another writer claimed it first.
+  /// The claimer then publishes the slot (fill) or abandons it, and nothing else: until
+  /// then readers pass the slot as another key's (probe, find_linear), writers probing for
+  /// a key with the same tag wait for it (probe<true>), and a rebuild waits for it
+  /// (for_each_settled). Every write path claims the slots of a table others can reach:
+  /// lock-free inserts with credits (shard.hpp), and the shard mutex holder's.
+  bool claim(std::size_t i, std::uint32_t bucket_bits) noexcept {
+    tag_word& tw = tags_of(slots(), mask_)[i >> 3];
+    const unsigned sh = static_cast<unsigned>(i & 7U) * 8U;
+    std::uint64_t old = tw.load(std::memory_order_relaxed);
+    for (;;) {
+      if (((old >> sh) & 0xffU) != 0) return false;
+      // (K1) seq_cst: the claim against a closing (C1)/(C2) or a freezing (F1)/(F2) mutex
+      //      holder; the claimer's (K2) follows (close). Another slot's claim in the same
+      //      word makes the CAS fail with the new word: then look again.
+      if (tw.compare_exchange_weak(old, old | (tag_of(bucket_bits) << sh),
+                                   std::memory_order_seq_cst, std::memory_order_relaxed)) {
+        return true;
+      }
+    }
   }
 
-  /// emplace() into slot i, which the caller found to be the first empty slot on the key's
-  /// path (find_or_stop, and nothing inserted since). Writer-only; must fit.
-  entry_t* emplace_at(std::size_t i, std::uint32_t bucket_bits, const key_slot<Key>& k,
-                      std::uint64_t w) noexcept {
+  /// Publishes claimed slot i as a new present entry (hash, key, word). The key slot `k` is
+  /// copied (inline bytes, or the key node's pointer, which the table then owns).
+  entry_t* fill(std::size_t i, std::uint32_t bucket_bits, const key_slot<Key>& k,
+                std::uint64_t w) noexcept {
     entry_t& s = slots()[i];
     s.hash = bucket_bits;
     s.stored_key.copy_from(k);
     s.word.store(w, std::memory_order_relaxed);
-    // The tag before (T2): a probe that finds the tag may still load ctl 0 (not yet
-    // published), and ends there as at an empty slot (see probe).
-    set_tag(i, tag_of(bucket_bits));
     // (T2) release: pairs with (T1); the slot's fields are written before a reader can see
     //      the slot full.
     s.ctl.store(full_bit | state_present, std::memory_order_release);
-    ++used_;
     return &s;
   }
 
-  /// Copies entry `e` of another table, present with word `w`, into a free slot (a rebuild's
-  /// move, a promotion's append, a dirty map's growth). Writer-only; must fit.
+  /// Gives up claimed slot i for good: its ctl becomes nonzero without the full bit, which
+  /// every probe passes and every walk skips. Its tag stays; the slot is not reused (it was
+  /// counted against the table's room when it was claimed).
+  void abandon(std::size_t i) noexcept {
+    slots()[i].ctl.store(abandoned_ctl, std::memory_order_release);  // ends waits on it
+  }
+
+  /// Claims and fills the first empty slot on the key's path, with the shard mutex held, in
+  /// a table others may claim in: a promotion's append of dirty keys (which no claim of
+  /// theirs can publish: their table was closed before they went into the dirty map).
+  /// Counts the slot. Must fit.
+  entry_t* emplace_claimed(std::uint32_t bucket_bits, const key_slot<Key>& k,
+                           std::uint64_t w) noexcept {
+    std::size_t i = bucket_bits & mask_;
+    for (;;) {
+      if (is_empty_slot(i) && claim(i, bucket_bits)) break;
+      i = (i + 1) & mask_;
+    }
+    ++used_;
+    return fill(i, bucket_bits, k, w);
+  }
+
+  /// Counts a slot claimed by the shard mutex holder (claim, then fill), or `n` slots of
+  /// credit handed to a thread for claims of its own (shard.hpp). Writer-only (shard mutex).
+  void count_claimed(std::size_t n) noexcept { used_ += n; }
+
+  /// Puts a new present entry into the first free slot on its key's path and publishes
+  /// it, with plain stores: only for tables no other thread claims in (the dirty map, a
+  /// rebuild's table before it is published). Writer-only; must fit.
+  entry_t* emplace(std::uint32_t bucket_bits, const key_slot<Key>& k, std::uint64_t w) noexcept {
+    const std::size_t i = free_slot(bucket_bits);
+    set_tag(i, tag_of(bucket_bits));
+    ++used_;
+    return fill(i, bucket_bits, k, w);
+  }
+
+  /// Copies entry `e` of another table, present with word `w`, into a free slot of a table
+  /// no other thread claims in (a rebuild's move, a dirty map's growth). Must fit.
   entry_t* emplace_copy(const entry_t& e, std::uint64_t w) noexcept {
     return emplace(e.hash, e.stored_key, w);
   }
@@ -271,12 +382,27 @@ class entry_table {
   }
 
   /// Calls f(entry&) for every full slot, in slot order. Safe without the lock when only
-  /// inserts run concurrently (each slot is looked at once).
+  /// inserts run concurrently (each slot is looked at once; a claim still in flight is an
+  /// insert not yet done, and is not visited).
   template <class F>
   void for_each(F&& f) {
     entry_t* s = slots();
     for (std::size_t i = 0; i <= mask_; ++i) {
-      if (s[i].ctl.load(std::memory_order_acquire) != 0) f(s[i]);  // as (T1)
+      if ((s[i].ctl.load(std::memory_order_acquire) & full_bit) != 0) f(s[i]);  // as (T1)
+    }
+  }
+
+  /// for_each() for a rebuild or a clear, after freeze(): every claimed slot (tag set) is
+  /// waited for until its claimer has filled or abandoned it, so a claim that did not see
+  /// the table frozen is visited. The tag loads follow (F2): the store-buffering pair of
+  /// freeze.
+  template <class F>
+  void for_each_settled(F&& f) {
+    entry_t* s = slots();
+    for (std::size_t i = 0; i <= mask_; ++i) {
+      if (tag_at(s, mask_, i) == 0) continue;
+      const std::uint32_t c = settle(s[i]);
+      if ((c & full_bit) != 0) f(s[i]);
     }
   }
 
@@ -291,7 +417,7 @@ class entry_table {
   }
 
  private:
-  explicit entry_table(std::size_t capacity) noexcept : mask_(capacity - 1) {}
+  entry_table(std::size_t capacity, std::uint64_t gen) noexcept : mask_(capacity - 1), gen_(gen) {}
 
   entry_t* slots() noexcept { return reinterpret_cast<entry_t*>(this + 1); }
   const entry_t* slots() const noexcept { return reinterpret_cast<const entry_t*>(this + 1); }
@@ -302,25 +428,30 @@ class entry_table {
   /// read. Lock-free, writes nothing. Tests the stored hash before eq unless Eq says not to
   /// (key_test).
   ///
-  /// A lock-free probe may find a tag whose slot's ctl is still 0: a writer (shard mutex
-  /// held) is publishing it. The probe ends there, as at an empty slot: the slot was empty
-  /// until now, so no key present before this probe began lies beyond it on this path
-  /// (slots of a table readers probe never empty again), and the key being published is
-  /// not present yet. A writer's stop hint at that slot is refused under the mutex, where
-  /// the slot is full by then (shard.hpp, find_in_table_locked). Tags of other keys being
-  /// published are skipped like full slots: they hold other keys, and the slot is full by
-  /// the time a writer holding the mutex inserts.
-  template <class Eq>
+  /// A probe may find a tag whose slot's ctl lacks the full bit: a claim in flight (ctl 0)
+  /// or abandoned. A reader (Settle false) passes it as another key's slot: an abandoned
+  /// claim holds no key, and a key being claimed is not present yet (an insert not done).
+  /// It must not end there: writers may have claimed and published slots beyond it (claim).
+  /// A writer (Settle true) that finds a claim in flight with its key's tag waits for it to
+  /// be filled or abandoned (settle) and then tests it: the claim may be of its own key,
+  /// and passing it would let the key be claimed twice.
+  template <bool Settle, class Eq>
   NUMAMAP_ALWAYS_INLINE static entry_t* probe(entry_t* slots, std::size_t mask,
                                               std::uint32_t bucket_bits, const Eq& eq,
-                                              std::uint32_t& c, std::size_t& at) {
+                                              std::uint32_t& c, std::size_t& at,
+                                              probe_lines lines = probe_lines::read) {
     constexpr bool hash_first = hash_first_v<Eq>;
     const tag_word* tags = tags_of(slots, mask);
     const std::uint64_t tag = tag_of(bucket_bits);
     std::size_t i = bucket_bits & mask;
     // The home entry's line, asked for now: a hit's entry is there about half the time, and
     // its miss then overlaps the tag load instead of waiting for the match.
-    __builtin_prefetch(&slots[i]);
+    if (lines == probe_lines::read) {
+      __builtin_prefetch(&slots[i]);
+    } else {
+      prefetch_for_write(&slots[i]);
+      prefetch_for_write(tags + ((i & ~std::size_t{15}) >> 3));
+    }
     // The group's lanes from the home slot on; later groups: all lanes.
     std::uint32_t lanes = ~std::uint32_t{0} << (i & 15U);
     i &= ~std::size_t{15};
@@ -338,9 +469,12 @@ class entry_table {
         //      means seeing its hash and key (immutable from then on) and the word it was
         //      published (or last released) with.
         c = s.ctl.load(std::memory_order_acquire);
-        if (c == 0 || ((!hash_first || s.hash == bucket_bits) && eq(s))) {
+        if constexpr (Settle) {
+          if (c == 0) c = settle(s);
+        }
+        if ((c & full_bit) != 0 && (!hash_first || s.hash == bucket_bits) && eq(s)) {
           at = j;
-          return c == 0 ? nullptr : &s;
+          return &s;
         }
         match &= match - 1;
       }
@@ -355,15 +489,21 @@ class entry_table {
 
   // ---- tags -------------------------------------------------------------------------------
   //
-  // Slot i's tag is byte i % 8 of tag word i / 8. Written only by the table's one writer
-  // (shard mutex held, or a table no other thread reaches yet): before the slot's ctl is
-  // published (emplace_at), and with the slot when a dirty-map erase moves or clears it.
-  // Readers load tag words relaxed: a tag only points a probe at a slot, whose ctl the probe
-  // then loads with acquire (T1).
+  // Slot i's tag is byte i % 8 of tag word i / 8. In a table other threads reach, a tag goes
+  // from 0 to the key's tag once, by the CAS that claims the slot (claim), before the slot's
+  // ctl is written, and never changes again. In a table only the shard mutex holder reaches
+  // (the dirty map, a rebuild's new table before it is published) it is set with a load and
+  // a store (set_tag), and moved or cleared with its slot by a dirty-map erase. Probes load
+  // tag words relaxed: a tag only points a probe at a slot, whose ctl the probe then loads
+  // with acquire (T1); and an empty tag ends a probe, which is right by coherence alone
+  // (find_linear).
   using tag_word = detail::atomic<std::uint64_t>;
 
   static tag_word* tags_of(entry_t* slots, std::size_t mask) noexcept {
     return reinterpret_cast<tag_word*>(slots + mask + 1);
+  }
+  static const tag_word* tags_of(const entry_t* slots, std::size_t mask) noexcept {
+    return reinterpret_cast<const tag_word*>(slots + mask + 1);
   }
   static std::uint64_t tag_of(std::uint32_t bucket_bits) noexcept {
     return 0x80U | (bucket_bits >> 25);  // bits the index uses only past 2^25 slots
@@ -398,8 +538,26 @@ class entry_table {
 
   std::size_t free_slot(std::uint32_t bucket_bits) const noexcept {
     std::size_t i = bucket_bits & mask_;
-    while (slots()[i].is_full()) i = (i + 1) & mask_;
+    while (!is_empty_slot(i)) i = (i + 1) & mask_;
     return i;
+  }
+
+  /// Slot i's tag byte (a relaxed load of its word: see the tags' section).
+  static std::uint64_t tag_at(const entry_t* slots, std::size_t mask, std::size_t i) noexcept {
+    const tag_word& tw = tags_of(slots, mask)[i >> 3];
+    return (tw.load(std::memory_order_relaxed) >> ((i & 7U) * 8U)) & 0xffU;
+  }
+
+  /// Waits until claimed slot s has been filled or abandoned; returns its ctl (acquire, as
+  /// (T1): seeing it full means seeing its fields). A claimer's window is a few stores, but
+  /// it may be preempted in it: spin politely, as for an entry's lock.
+  static std::uint32_t settle(const entry_t& s) noexcept {
+    backoff wait;
+    for (;;) {
+      const std::uint32_t c = s.ctl.load(std::memory_order_acquire);
+      if (c != 0) return c;
+      wait();
+    }
   }
 
   /// Slot d (empty) takes slot s's entry; s is left to the caller. Writer-only (dirty map).
@@ -423,11 +581,17 @@ class entry_table {
     s.hash = 0;
   }
 
-  // mask_ and frozen_ are read by lock-free writers (every probe, every lock of an entry);
-  // used_ changes with every insert, so it has a line of its own: on theirs, each insert
-  // by one thread took the line from the other's lock-free writers (decisions.md D26).
+  static constexpr std::uint32_t claims_open_ = 0;
+  static constexpr std::uint32_t claims_closed = 1;
+  static constexpr std::uint32_t claims_frozen = 2;
+
+  // mask_, gen_ and claims_ are read by lock-free writers (every probe, every lock of an
+  // entry, every claim); used_ changes with every insert under the mutex, so it has a line
+  // of its own: on theirs, each insert by one thread took the line from the other's
+  // lock-free writers (decisions.md D26).
   std::size_t mask_;
-  detail::atomic<std::uint32_t> frozen_{0};
+  std::uint64_t gen_;
+  detail::atomic<std::uint32_t> claims_{claims_open_};
   alignas(cacheline_size) std::size_t used_ = 0;  // writer-only (shard mutex)
 };
 
