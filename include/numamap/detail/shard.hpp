@@ -804,10 +804,10 @@ class shard {
   }
 
   /// The thread's hint that its stores to this shard put in new keys (ctr_inserting).
-  bool inserting(thread_record* rec) const noexcept {
+  NUMAMAP_ALWAYS_INLINE bool inserting(thread_record* rec) const noexcept {
     return rec->counters()[counter(ctr_inserting)].load(std::memory_order_relaxed) != 0;
   }
-  void set_inserting(thread_record* rec, bool on) const noexcept {
+  NUMAMAP_ALWAYS_INLINE void set_inserting(thread_record* rec, bool on) const noexcept {
     auto& c = rec->counters()[counter(ctr_inserting)];
     // Owner-only, relaxed (a hint); stored only when it changes, so a run of overwrites
     // writes it once.
@@ -817,7 +817,7 @@ class shard {
   }
 
   /// Whether the thread holds credits for lock-free claims in table t (claim_new).
-  bool has_credit(const table_t* t, thread_record* rec) const noexcept {
+  NUMAMAP_ALWAYS_INLINE bool has_credit(const table_t* t, thread_record* rec) const noexcept {
     auto* c = rec->counters();
     return c[counter(ctr_credits)].load(std::memory_order_relaxed) != 0 &&
            c[counter(ctr_credit_gen)].load(std::memory_order_relaxed) == t->gen();
@@ -937,10 +937,16 @@ class shard {
       grant_credits_locked(t, rec);
       return nullptr;
     }
-    if (t != empty_table()) {
+    if (t != empty_table() && t->claims_open_locked()) {
       // Into the dirty map while t is current: no lock-free claim may publish in t from
       // now on (C1)/(C2), and one that did before is found by probing t again after the
       // fence (table.hpp, close). If the stop is still empty, no claim of the key is there.
+      // Once t is closed, the next holders' probes (find_locked) come after this fence in
+      // happens-before (through mu_), and see every claim that saw t open: a claim that a
+      // probe after a seq_cst fence does not see would be coherence-ordered after that
+      // probe, so after the fence in the total order ([atomics.order]), while the claimer's
+      // load of the state, which read open, put it before. So only the closing insert
+      // probes again.
       t->close();
       if (entry_t* e = find_in_table_locked(v, hv, eq, stop)) return e;
     }

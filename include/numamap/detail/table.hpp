@@ -399,10 +399,16 @@ class entry_table {
   template <class F>
   void for_each_settled(F&& f) {
     entry_t* s = slots();
-    for (std::size_t i = 0; i <= mask_; ++i) {
-      if (tag_at(s, mask_, i) == 0) continue;
-      const std::uint32_t c = settle(s[i]);
-      if ((c & full_bit) != 0) f(s[i]);
+    const tag_word* tw = tags_of(s, mask_);
+    for (std::size_t g = 0; g <= (mask_ >> 3); ++g) {  // eight tags a word
+      std::uint64_t w = tw[g].load(std::memory_order_relaxed);
+      while (w != 0) {
+        const auto lane = static_cast<unsigned>(__builtin_ctzll(w)) / 8U;
+        w &= ~(std::uint64_t{0xff} << (lane * 8U));
+        entry_t& e = s[g * 8 + lane];
+        const std::uint32_t c = settle(e);
+        if ((c & full_bit) != 0) f(e);
+      }
     }
   }
 
@@ -543,7 +549,8 @@ class entry_table {
   }
 
   /// Slot i's tag byte (a relaxed load of its word: see the tags' section).
-  static std::uint64_t tag_at(const entry_t* slots, std::size_t mask, std::size_t i) noexcept {
+  NUMAMAP_ALWAYS_INLINE static std::uint64_t tag_at(const entry_t* slots, std::size_t mask,
+                                                    std::size_t i) noexcept {
     const tag_word& tw = tags_of(slots, mask)[i >> 3];
     return (tw.load(std::memory_order_relaxed) >> ((i & 7U) * 8U)) & 0xffU;
   }
