@@ -359,9 +359,10 @@ class shard {
     if (stop.table != nullptr) stop.table->prefetch_used();  // a new key: it will insert
     std::lock_guard<adaptive_mutex> lk(mu_);
     entry_t* e = find_locked(hv, eq, stop);
-    if (e == nullptr)
-      e = insert_new_locked(
-          hv, eq, make_key, [w] { return w; }, stop, rec);
+    if (e == nullptr) {
+      auto word = [w] { return w; };
+      e = insert_new_locked(hv, eq, make_key, word, stop, rec);
+    }
     if (e != nullptr) {
       auto l = e->lock();  // not expunged: see the invariants
       e->unlock(l, w, state_present);
