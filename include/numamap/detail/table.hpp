@@ -138,16 +138,16 @@ class entry_table {
   /// claim (and waits for it to settle, then compares its key). A key never has an entry in
   /// both the table and the dirty map.
   void close() noexcept {
-    claims_.store(claims_closed, std::memory_order_seq_cst);  // (C1)
-    fence_seq_cst();                                          // (C2)
+    claims_.store(claim_state_closed, std::memory_order_seq_cst);  // (C1)
+    fence_seq_cst();                                               // (C2)
   }
   /// Whether the table is open, for the shard mutex holder (who alone changes the state).
   bool claims_open_locked() const noexcept {
-    return claims_.load(std::memory_order_relaxed) == claims_open_;
+    return claims_.load(std::memory_order_relaxed) == claim_state_open;
   }
   /// Whether a claimer may publish the slot it claimed: the table is open. (K2) after (K1).
   bool claims_open() const noexcept {
-    return claims_.load(std::memory_order_seq_cst) == claims_open_;  // (K2)
+    return claims_.load(std::memory_order_seq_cst) == claim_state_open;  // (K2)
   }
 
   /// Frozen: a rebuild is copying (or has copied) this table's entries into a new one, and
@@ -166,16 +166,16 @@ class entry_table {
   /// claimer sees the table frozen and abandons its slot, or the rebuild's pass over the
   /// tags (for_each_settled) sees the claim and waits for it to settle.
   void freeze() noexcept {
-    claims_.store(claims_frozen, std::memory_order_seq_cst);  // (F1)
-    fence_seq_cst();                                          // (F2)
+    claims_.store(claim_state_frozen, std::memory_order_seq_cst);  // (F1)
+    fence_seq_cst();                                               // (F2)
   }
   /// Undoes freeze() (a rebuild that could not get memory; shard mutex held throughout, so
   /// no writer acted on the flag other than by waiting for the mutex). The table comes back
   /// closed, not open: a claimer that saw it frozen abandoned its slot, and closed is the
   /// state that keeps lock-free claims out without a proof about the frozen interval.
-  void thaw() noexcept { claims_.store(claims_closed, std::memory_order_relaxed); }
+  void thaw() noexcept { claims_.store(claim_state_closed, std::memory_order_relaxed); }
   bool is_frozen() const noexcept {
-    return claims_.load(std::memory_order_seq_cst) == claims_frozen;  // (F3)
+    return claims_.load(std::memory_order_seq_cst) == claim_state_frozen;  // (F3)
   }
   /// The table's generation: unique among the tables of its shard (the shard numbers them
   /// as it makes them). Credits for lock-free claims name it (shard.hpp).
@@ -588,9 +588,9 @@ class entry_table {
     s.hash = 0;
   }
 
-  static constexpr std::uint32_t claims_open_ = 0;
-  static constexpr std::uint32_t claims_closed = 1;
-  static constexpr std::uint32_t claims_frozen = 2;
+  static constexpr std::uint32_t claim_state_open = 0;
+  static constexpr std::uint32_t claim_state_closed = 1;
+  static constexpr std::uint32_t claim_state_frozen = 2;
 
   // mask_, gen_ and claims_ are read by lock-free writers (every probe, every lock of an
   // entry, every claim); used_ changes with every insert under the mutex, so it has a line
@@ -598,7 +598,7 @@ class entry_table {
   // lock-free writers (decisions.md D26).
   std::size_t mask_;
   std::uint64_t gen_;
-  detail::atomic<std::uint32_t> claims_{claims_open_};
+  detail::atomic<std::uint32_t> claims_{claim_state_open};
   alignas(cacheline_size) std::size_t used_ = 0;  // writer-only (shard mutex)
 };
 
