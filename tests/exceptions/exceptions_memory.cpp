@@ -32,6 +32,12 @@ struct u64_string_kind {
   static std::uint64_t value_id(const value_type& v) { return string_kind::value_id(v); }
 };
 
+/// String keys (kept in key nodes from the map's memory) and string values.
+struct string_memory_kind : string_kind {
+  using map_type = numamap::concurrent_map<std::string, std::string, std::hash<std::string>,
+                                           std::equal_to<std::string>, faulty_memory>;
+};
+
 template <class Kind>
 void memory_faults(const char* what) {
   reset_all_faults();
@@ -69,6 +75,68 @@ TEST_CASE("exceptions: Memory throwing bad_alloc on the N-th allocation (inline 
 TEST_CASE("exceptions: Memory throwing bad_alloc on the N-th allocation (out-of-line values)",
           "[exceptions][memory]") {
   memory_faults<faulty_memory_kind<u64_string_kind, std::string>>("throwing memory (string)");
+}
+
+TEST_CASE("exceptions: Memory throwing bad_alloc while new keys are claimed without the lock",
+          "[exceptions][memory]") {
+  // One shard, and enough keys that its table holds credits (decisions.md D37): the next
+  // new keys of this thread are claimed without the lock. There a new key's value is made
+  // first and its key node next; when the node cannot be had, the value must not leak and
+  // the key must not be there.
+  reset_all_faults();
+  faulty_memory mem;
+  {
+    string_memory_kind::map_type::options o;
+    o.memory = mem;
+    o.shards_per_node = 1;
+    string_memory_kind::map_type m(o);
+    std::uint64_t next = 0;
+    auto unlocked = [&] {
+      std::uint64_t n = 0;
+      for (const auto& s : m.stats().shards) n += s.unlocked_inserts;
+      return n;
+    };
+    while (next < 400) {
+      m.store(string_kind::key(next), string_kind::value(next));
+      ++next;
+    }
+    REQUIRE(unlocked() > 0);  // the path under test is taken
+    std::size_t threw = 0;
+    for (int i = 0; i < 40; ++i) {
+      const std::uint64_t before = unlocked();
+      const std::string key = string_kind::key(next);
+      alloc_faults().clear_fired();
+      alloc_faults().arm(2);  // the value's node is the first allocation, the key's the second
+      bool thrown = false;
+      try {
+        if (i % 2 == 0) {
+          (void)m.load_or_store(key, string_kind::value(next));
+        } else {
+          m.store(key, string_kind::value(next));
+        }
+      } catch (const std::bad_alloc&) {
+        thrown = true;
+      }
+      alloc_faults().disarm();
+      if (thrown) {
+        ++threw;
+        CHECK_FALSE(m.contains(key));
+      } else {
+        CHECK(m.contains(key));
+      }
+      CHECK(unlocked() >= before);
+      // An insert that goes to the lock now and then hands out the next credits.
+      m.store(string_kind::key(next + 100000), string_kind::value(next));
+      ++next;
+    }
+    CHECK(threw > 10);
+    CHECK(m.size() == 400 + 40 + 40 - threw);
+  }
+  reset_all_faults();
+  INFO(mem.ledger().error_text());
+  CHECK(mem.ledger().errors.load() == 0);
+  CHECK(mem.ledger().live_blocks() == 0);  // the values made for keys that did not go in
+  CHECK(mem.ledger().live_bytes.load() == 0);
 }
 
 TEST_CASE("exceptions: a constructor that runs out of memory frees what it took",

@@ -401,9 +401,17 @@ class shard {
       }
     } else if (!produce_locked && stop.table != nullptr && !v.amended() &&
                has_credit(stop.table, rec)) {
-      // A new key, claimed without the mutex as in swap.
+      // A new key, claimed without the mutex as in swap. The word is freed if the key's
+      // node cannot be made (claim_new throws only then, before it claims).
       const std::uint64_t w = produce();
-      if (claim_new(stop, hv, make_key, w, rec)) {
+      bool claimed = false;
+      try {
+        claimed = claim_new(stop, hv, make_key, w, rec);
+      } catch (...) {
+        free_word(w);
+        throw;
+      }
+      if (claimed) {
         bump(rec, counter(ctr_stores));
         return {w, false};
       }
