@@ -91,11 +91,7 @@ TEST_CASE("exceptions: Memory throwing bad_alloc while new keys are claimed with
     o.shards_per_node = 1;
     string_memory_kind::map_type m(o);
     std::uint64_t next = 0;
-    auto unlocked = [&] {
-      std::uint64_t n = 0;
-      for (const auto& s : m.stats().shards) n += s.unlocked_inserts;
-      return n;
-    };
+    auto unlocked = [&] { return stats_unlocked_inserts(m); };
     while (next < 400) {
       m.store(string_kind::key(next), string_kind::value(next));
       ++next;

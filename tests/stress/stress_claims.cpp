@@ -38,13 +38,6 @@ using numamap_test::u64_kind;
 
 namespace {
 
-template <class Map>
-std::uint64_t unlocked_inserts(const Map& m) {
-  std::uint64_t n = 0;
-  for (const auto& s : m.stats().shards) n += s.unlocked_inserts;
-  return n;
-}
-
 /// Every key a range visits, once each; a second visit is an error.
 template <class Kind, class Map>
 std::set<std::uint64_t> range_keys(Map& m, numamap_test::error_log& errors) {
@@ -114,9 +107,9 @@ void run_same_keys(std::size_t insert_credits) {
   CHECK(seen.size() == 2 * keys);
   CHECK(m.size() == 2 * keys);
   if (insert_credits == 0) {
-    CHECK(unlocked_inserts(m) == 0);
+    CHECK(numamap_test::stats_unlocked_inserts(m) == 0);
   } else {
-    CHECK(unlocked_inserts(m) > 0);
+    CHECK(numamap_test::stats_unlocked_inserts(m) > 0);
   }
 }
 
@@ -174,7 +167,7 @@ void run_churn() {
   std::uint64_t rebuilds = 0;
   for (const auto& s : m.stats().shards) rebuilds += s.rebuilds;
   CHECK(rebuilds > 2);
-  CHECK(unlocked_inserts(m) > 0);
+  CHECK(numamap_test::stats_unlocked_inserts(m) > 0);
 }
 
 template <class Kind>
@@ -202,7 +195,7 @@ void run_clear() {
       m.store(Kind::key(k), Kind::value(k));
       const auto v = m.load(Kind::key(k));  // a clear may come between: absent, or k
       if (v && Kind::value_id(*v) != k) errors.add("key " + std::to_string(k) + ": wrong value");
-      if (s % 1000 == 0) unlocked.store(unlocked_inserts(m));
+      if (s % 1000 == 0) unlocked.store(numamap_test::stats_unlocked_inserts(m));
     }
     if (t == 1) done.store(true);
   });
@@ -218,7 +211,7 @@ void run_clear() {
   }
   // Inserts after the last clear went in; some without the lock (a clear resets nothing
   // of the counters, so the count taken during the run stands).
-  CHECK(unlocked.load() + unlocked_inserts(m) > 0);
+  CHECK(unlocked.load() + numamap_test::stats_unlocked_inserts(m) > 0);
 }
 
 }  // namespace

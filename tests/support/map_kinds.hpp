@@ -95,6 +95,14 @@ std::size_t stats_entries(const Map& m) {
   return n;
 }
 
+/// Sum of stats().shards[i].unlocked_inserts: new keys claimed without the shard's lock.
+template <class Map>
+std::uint64_t stats_unlocked_inserts(const Map& m) {
+  std::uint64_t n = 0;
+  for (const auto& s : m.stats().shards) n += s.unlocked_inserts;
+  return n;
+}
+
 /// Loads k until the read path's fast attempt answers it from the read snapshot (a
 /// promotion moved it there); false if that never happens.
 template <class Map, class K>

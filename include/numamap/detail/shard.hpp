@@ -1238,15 +1238,7 @@ class shard {
   }
   /// Frees an entry's key node (nothing for inline keys). The entry must be unreachable for
   /// others, or dropped in a table that is being freed.
-  void free_key(const entry_t& e) noexcept {
-    if constexpr (!key_inline<Key>) {
-      key_node* n = e.stored_key.node;
-      n->~key_node();
-      dealloc(n, sizeof(key_node), alignof(key_node));
-    } else {
-      (void)e;
-    }
-  }
+  void free_key(const entry_t& e) noexcept { free_key_slot(e.stored_key); }
 
   /// Frees a table and what its entries own: every entry that was not moved out owns its
   /// key, and its word when that is a value node (present entries; a deleted entry's word
