@@ -354,9 +354,10 @@ TEST_CASE("prefault_for_write faults in a block's whole pages, changes no byte, 
   void* probe = ::mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   REQUIRE(probe != MAP_FAILED);
   const bool supported = ::madvise(probe, page, d::madv_populate_write) == 0;
+  const int why = supported ? 0 : errno;
   ::munmap(probe, page);
   if (!supported) {
-    WARN("MADV_POPULATE_WRITE unsupported here (errno " << errno << "): nothing to check");
+    WARN("MADV_POPULATE_WRITE unsupported here (errno " << why << "): nothing to check");
     ::munmap(m, len);
     return;
   }
