@@ -2,6 +2,8 @@
 // it moves nothing, faults nothing in, and reports per page a node id, -ENOENT for a page never
 // touched or -EFAULT for the shared zero page. (get_mempolicy(MPOL_F_NODE|MPOL_F_ADDR) would
 // fault an untouched page in as the zero page, and numaif.h calls that mode unsupported.)
+// Beside it, the page size and prefault_for_write, which does fault pages in: those of a
+// block its caller is about to write whole (a new table; decisions.md D38).
 #pragma once
 
 #include <sys/mman.h>
