@@ -229,7 +229,7 @@ class concurrent_map {
       const detail::read_outcome r = try_lookup(k, take);
       bool present = r == detail::read_outcome::hit;
       if (r == detail::read_outcome::undecided) {
-        const found_word f = load_word_full(k);
+        const found_word f = load_word_full<K>(k);
         present = f.present;
         w = f.word;
       }
@@ -514,20 +514,27 @@ class concurrent_map {
     const detail::hashed hv = hash_of(k);
     const std::size_t i = hv.shard(shard_count_);
     detail::thread_record* rec = nullptr;
-    std::uint64_t unpinned = 0;
-    if (!domain_->try_pin_outer(rec, unpinned)) return detail::read_outcome::undecided;
-    const detail::epoch_domain::outer_guard g(rec, unpinned);
+    if (!domain_->try_pin_outer(rec)) return detail::read_outcome::undecided;
+    const detail::epoch_domain::outer_guard g(rec);
     return shard_t::try_read(reads_[i], i, hv, equal_to(k), rec, on_word);
   }
 
+  /// How the out-of-line read path takes a key: by value when small and trivially
+  /// copyable (as equal_to captures it), else by reference.
+  template <class K>
+  using passed_key =
+      std::conditional_t<std::is_trivially_copyable_v<K> && sizeof(K) <= 2 * sizeof(void*), K,
+                         const K&>;
   /// What load_word_full found: two words, returned in registers.
   struct found_word {
     std::uint64_t word;
     bool present;
   };
-  /// load() for inline values when try_lookup did not decide.
+  /// load() for inline values when try_lookup did not decide. A small, trivially copyable
+  /// key comes in a register (passed_key): a reference would make the caller keep the key
+  /// in memory on its fast path too.
   template <class K>
-  NUMAMAP_NOINLINE found_word load_word_full(const K& k) const {
+  NUMAMAP_NOINLINE found_word load_word_full(passed_key<K> k) const {
     found_word f{0, false};
     auto take = [&f](std::uint64_t word) { f.word = word; };
     f.present = lookup_full(k, take);

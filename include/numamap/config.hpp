@@ -29,6 +29,16 @@
 #ifndef NUMAMAP_TSAN
 #define NUMAMAP_TSAN 0
 #endif
+#if defined(__SANITIZE_ADDRESS__)
+#define NUMAMAP_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NUMAMAP_ASAN 1
+#endif
+#endif
+#ifndef NUMAMAP_ASAN
+#define NUMAMAP_ASAN 0
+#endif
 
 // Hot-path inlining control: the read path is a handful of inlined steps; its rare slow
 // paths stay out of line so they do not bloat it (or its prologue).

@@ -258,3 +258,47 @@ TEST_CASE(
   CHECK_FALSE(t.is_frozen());
   CHECK_FALSE(t.claims_open());  // a thawed table stays closed
 }
+
+TEST_CASE("table: the tag probe reads a matching lane past its group's first empty one",
+          "[unit][table]") {
+  // Key 1's slot (22) lies past an empty slot of its path (20, its home): a state no table
+  // readers probe is in, but one a reader can see, when the group's two halves are read at
+  // moments between which an earlier slot's claim and then this one were made (table.hpp,
+  // probe; decisions.md D39). The tag probe tests every matching lane of the group that
+  // holds the first empty tag, and so finds the key; it still reports the first empty slot
+  // as where a probe for another key stops. The probe over the slots ends at slot 20.
+  table_box box(64);
+  table_t& t = *box.t;
+  const std::uint32_t b = (7U << 25) | 20U;  // home 20, tag 0x87
+  auto is = [](std::uint64_t key) { return [key](const entry_t& x) { return x.key() == key; }; };
+  REQUIRE(t.claim(22, b));
+  t.count_claimed(1);
+  t.fill(22, b, slot_of(1), 10);
+  REQUIRE(t.is_empty_slot(20));
+  REQUIRE(t.is_empty_slot(21));
+  std::uint32_t c = 0;
+  const entry_t* e = table_t::find_masked(&t, 63, b, is(1), c);
+  REQUIRE(e != nullptr);
+  CHECK(e->word.load(std::memory_order_relaxed) == 10);
+  CHECK(c == e->ctl.load(std::memory_order_relaxed));
+  std::size_t stop = 0;
+  CHECK(t.find_or_stop(b, is(1), stop) == e);
+  // Another key with the same home and tag: not found, and the stop is the first empty
+  // slot, as a walk over ctl finds it.
+  CHECK(t.find_or_stop(b, is(2), stop) == nullptr);
+  CHECK(stop == 20);
+  CHECK(stop == first_empty(t, b));
+  for (const bool hash_first : {true, false}) {
+    c = 1;
+    CHECK((hash_first ? find_linear<true>(t, b, is(1), c) : find_linear<false>(t, b, is(1), c)) ==
+          nullptr);
+    CHECK(c == 0);
+  }
+  // A key whose path starts past the empty slots is found by both probes.
+  const std::uint32_t b23 = (7U << 25) | 22U;
+  REQUIRE(t.claim(23, b23));
+  t.count_claimed(1);
+  t.fill(23, b23, slot_of(3), 30);
+  CHECK(table_t::find_masked(&t, 63, b23, is(3), c) != nullptr);
+  CHECK(find_linear<true>(t, b23, is(3), c) != nullptr);
+}

@@ -326,37 +326,39 @@ class epoch_domain {
   }
 
   /// Unpins the thread at its destruction, unconditionally: the guard of try_pin_outer().
+  /// It stores 0, an inactive word, whatever epoch the pin announced: no one reads the
+  /// epoch of an inactive record (a scan (D6) skips it; collect() reads its own word while
+  /// pinned), and a constant keeps the read path from holding the word in a register or on
+  /// the stack across its probe.
   class outer_guard {
    public:
-    outer_guard(thread_record* r, std::uint64_t unpinned_word) noexcept
-        : r_(r), unpinned_(unpinned_word) {}
+    explicit outer_guard(thread_record* r) noexcept : r_(r) {}
     outer_guard(const outer_guard&) = delete;
     outer_guard& operator=(const outer_guard&) = delete;
     outer_guard(outer_guard&&) = delete;
     outer_guard& operator=(outer_guard&&) = delete;
     NUMAMAP_ALWAYS_INLINE ~outer_guard() {
-      r_->word.store(unpinned_, std::memory_order_release);  // (D4), as guard's
+      r_->word.store(0, std::memory_order_release);  // (D4), as guard's
     }
 
    private:
     thread_record* r_;
-    std::uint64_t unpinned_;
   };
 
   /// The read path's pin: pin() for a thread that is not pinned yet and whose record for
   /// this domain is the one its fast slot caches, without a call and without the nesting
-  /// word in the guard. Returns true with the record in `rec` and in `unpinned` the word an
-  /// outer_guard must store to unpin; or false, pinning nothing, when this thread has no
+  /// word in the guard. Returns true with the record in `rec`, for an outer_guard to
+  /// unpin; or false, pinning nothing, when this thread has no
   /// cached record for this domain (its first pin here, or it used another map last) or is
   /// already pinned (a call from inside range's or visit's callback): then the caller
   /// takes pin(). Pins taken while this one holds are nested ones, as under pin().
-  NUMAMAP_ALWAYS_INLINE bool try_pin_outer(thread_record*& rec, std::uint64_t& unpinned) noexcept {
+  NUMAMAP_ALWAYS_INLINE bool try_pin_outer(thread_record*& rec) noexcept {
     const thread_fast_slot& fs = fast_slot();
     if (fs.id != id_) return false;
     rec = fs.rec;
     // Relaxed: only this thread writes its own word.
     if ((rec->word.load(std::memory_order_relaxed) & 1U) != 0) return false;
-    unpinned = announce(rec);
+    (void)announce(rec);
     return true;
   }
 

@@ -138,7 +138,7 @@ class shard {
     bool tags() const noexcept { return (bits & 2U) != 0; }
     std::size_t mask() const noexcept { return ~std::size_t{0} >> (bits >> shift_at); }
     /// The read probe: on the tags, or over the slots (the same slots in the same order;
-    /// what one finds, the other does).
+    /// what one finds, the other does, but for a claim racing the probe, D39).
     template <class Eq>
     NUMAMAP_ALWAYS_INLINE entry_t* find(const hashed& hv, const Eq& eq, std::uint32_t& c) const {
       if (tags()) return table_t::find_masked(table(), mask(), hv.bucket_bits(), eq, c);

@@ -7,7 +7,7 @@
 //
 // After the slots, a tag byte per slot (decisions.md D32): 0 for an empty slot, else 0x80 |
 // the top 7 of the key's 32 bucket bits. A probe matches 16 tags at a time and reads only
-// the entries whose tag matches, before the first empty one: a hit's slot lies k slots past
+// the entries whose tag matches, up to the first empty one's group: a hit's slot lies k slots past
 // its home at random (1.6 on average at a load of 0.76), and the tags find it without a
 // branch on k; a miss usually ends on the tags alone. The tags of a 100K-key map (128 KiB)
 // stay in the L2 cache; the home entry's line is prefetched as the probe starts, so its
@@ -88,6 +88,17 @@ constexpr std::uint32_t lane_bits(std::uint64_t x) noexcept {
   return static_cast<std::uint32_t>(((x >> 7U) * 0x0102040810204080ULL) >> 56U);
 }
 static_assert(lane_bits(zero_lanes(0x00ff0001ff000100ULL)) == 0xa5, "lanes 0, 2, 5 and 7 are 0");
+
+/// Whether match_group loads a tag group with one movdqu (x86-64 with SSE2, GCC or Clang),
+/// rather than with two relaxed loads: not in the builds whose tools must see every load
+/// (ThreadSanitizer, AddressSanitizer, the instrumented atomics of the tests).
+#if defined(__x86_64__) && defined(__SSE2__) && !defined(NUMAMAP_TAGS_SWAR) &&     \
+    (defined(__GNUC__) || defined(__clang__)) && !NUMAMAP_TSAN && !NUMAMAP_ASAN && \
+    !NUMAMAP_INSTRUMENTED_ATOMICS
+#define NUMAMAP_TAG_LOAD_ASM 1
+#else
+#define NUMAMAP_TAG_LOAD_ASM 0
+#endif
 
 /// The fewest slots a table has (entry_table::min_capacity, capacity_for).
 inline constexpr std::size_t table_min_capacity = 16;
@@ -212,7 +223,9 @@ class entry_table {
   /// the home slot, as before D32 (decisions.md D33). The read probe of tables that fit
   /// the cache or whose tags would not (tag_window): there the tags only add a line to
   /// wait for, or instructions. Lock-free, writes nothing; the same slots in the same order
-  /// as probe().
+  /// as probe() (which also reads matching lanes past the first empty one in its group,
+  /// D39: the answers differ only for a key whose claim races the probe, and both are then
+  /// right).
   ///
   /// A slot whose ctl is 0 ends the probe only if its tag is 0 too: a slot claimed without
   /// the shard mutex (claim) has its tag set before its ctl, and a writer that passed it may
@@ -430,9 +443,14 @@ class entry_table {
 
   /// Linear probing from the home slot, decided on the tags 16 slots at a time: the entry
   /// for which eq holds (`at` its slot, `c` its ctl as loaded), or null at the first empty
-  /// slot (`at` that slot). Only entries whose tag matches, before the first empty tag, are
-  /// read. Lock-free, writes nothing. Tests the stored hash before eq unless Eq says not to
-  /// (key_test).
+  /// slot (`at` that slot). Only entries whose tag matches are read, up to the group that
+  /// holds the first empty tag; in that group the matching lanes past the empty one are
+  /// read too (D39): in a table readers probe no key lies past an empty slot of its path,
+  /// except one whose claim the probe saw before an earlier claim's tag (the two halves of
+  /// the group load are not ordered), which is then a key present during the probe. A
+  /// false match there costs one entry read in 128 such lanes, and not masking them saves 5
+  /// instructions. Lock-free, writes nothing. Tests the stored hash before eq unless Eq
+  /// says not to (key_test).
   ///
   /// A probe may find a tag whose slot's ctl lacks the full bit: a claim in flight (ctl 0)
   /// or abandoned. A reader (Settle false) passes it as another key's slot: an abandoned
@@ -464,10 +482,13 @@ class entry_table {
     for (;;) {
       std::uint32_t match = 0;
       std::uint32_t empty = 0;
-      match_group(tags + (i >> 3), tag, match, empty);
+      // The group starts at tag byte i, a multiple of 16 (its byte address, not a word
+      // index: i >> 3 << 3 would cost an instruction).
+      match_group(
+          reinterpret_cast<const tag_word*>(reinterpret_cast<const unsigned char*>(tags) + i), tag,
+          match, empty);
       empty &= lanes;
-      // The matching lanes before the first empty one (all of them if none is empty).
-      match &= lanes & ((empty & (~empty + 1)) - 1);
+      match &= lanes;
       while (match != 0) {
         const std::size_t j = i + static_cast<unsigned>(__builtin_ctz(match));
         entry_t& s = slots[j];
@@ -521,20 +542,40 @@ class entry_table {
     const std::uint64_t old = w.load(std::memory_order_relaxed);
     w.store((old & ~(std::uint64_t{0xff} << sh)) | (tag << sh), std::memory_order_relaxed);
   }
-  /// For the group of 16 tags in words g[0] and g[1]: bit k of `match` says lane k holds
-  /// `tag`, bit k of `empty` that it is 0. Two relaxed loads of the words (one 16-byte
-  /// load would be a plain read of atomic objects).
+  /// For the group of 16 tags at g (its words g[0] and g[1]): bit k of `match` says lane k
+  /// holds `tag`, bit k of `empty` that it is 0.
+  ///
+  /// On x86-64 one 16-byte load (movdqu, in inline assembly), elsewhere, and in the
+  /// sanitizer and instrumented-atomics builds, two relaxed loads of the words (decisions.md
+  /// D39). The assembly is what the relaxed loads mean: each tag is a byte, and every load
+  /// reads each byte whole, so a lane holds either the tag it had or the one a claim's CAS
+  /// gave it. Nothing orders the two halves, as nothing ordered the two word loads; the
+  /// probe's reasoning asks only for coherence per tag (find_linear). A plain C++ read of
+  /// the 16 bytes would be a data race on atomic objects, hence the assembly, which the
+  /// compiler neither splits nor moves past the probe's loads that depend on its result.
+  /// It saved 3 of the read path's instructions.
   NUMAMAP_ALWAYS_INLINE static void match_group(const tag_word* g, std::uint64_t tag,
                                                 std::uint32_t& match,
                                                 std::uint32_t& empty) noexcept {
+#if NUMAMAP_TAG_LOAD_ASM
+    // The operand is the group's 16 bytes as bytes (Clang 14 crashed on a vector type).
+    struct group_bytes {
+      unsigned char b[16];
+    };
+    __m128i v;
+    asm volatile("movdqu %1, %0" : "=x"(v) : "m"(*reinterpret_cast<const group_bytes*>(g)));
+#elif defined(__SSE2__) && !defined(NUMAMAP_TAGS_SWAR)
     const std::uint64_t w0 = g[0].load(std::memory_order_relaxed);
     const std::uint64_t w1 = g[1].load(std::memory_order_relaxed);
-#if defined(__SSE2__) && !defined(NUMAMAP_TAGS_SWAR)
     const __m128i v = _mm_set_epi64x(static_cast<long long>(w1), static_cast<long long>(w0));
+#endif
+#if NUMAMAP_TAG_LOAD_ASM || (defined(__SSE2__) && !defined(NUMAMAP_TAGS_SWAR))
     match = static_cast<std::uint32_t>(
         _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(static_cast<char>(tag)))));
     empty = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_setzero_si128())));
 #else
+    const std::uint64_t w0 = g[0].load(std::memory_order_relaxed);
+    const std::uint64_t w1 = g[1].load(std::memory_order_relaxed);
     constexpr std::uint64_t ones = 0x0101010101010101ULL;
     match =
         lane_bits(zero_lanes(w0 ^ (ones * tag))) | (lane_bits(zero_lanes(w1 ^ (ones * tag))) << 8U);
