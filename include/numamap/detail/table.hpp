@@ -7,11 +7,11 @@
 //
 // After the slots, a tag byte per slot (decisions.md D32): 0 for an empty slot, else 0x80 |
 // the top 7 of the key's 32 bucket bits. A probe matches 16 tags at a time and reads only
-// the entries whose tag matches, up to the first empty one's group: a hit's slot lies k slots past
-// its home at random (1.6 on average at a load of 0.76), and the tags find it without a
-// branch on k; a miss usually ends on the tags alone. The tags of a 100K-key map (128 KiB)
-// stay in the L2 cache; the home entry's line is prefetched as the probe starts, so its
-// miss overlaps the tag load.
+// the entries whose tag matches, up to the group of the first empty tag: a hit's slot lies
+// k slots past its home at random (1.6 on average at a load of 0.76), and the tags find it without
+// a branch on k; a miss usually ends on the tags alone. The tags of a 100K-key map (128 KiB) stay
+// in the L2 cache; the home entry's line is prefetched as the probe starts, so its miss overlaps
+// the tag load.
 //
 // Two uses:
 // - the read snapshot's table: readers probe it without a lock while the shard's writer
@@ -448,9 +448,9 @@ class entry_table {
   /// read too (D39): in a table readers probe no key lies past an empty slot of its path,
   /// except one whose claim the probe saw before an earlier claim's tag (the two halves of
   /// the group load are not ordered), which is then a key present during the probe. A
-  /// false match there costs one entry read in 128 such lanes, and not masking them saves 5
-  /// instructions. Lock-free, writes nothing. Tests the stored hash before eq unless Eq
-  /// says not to (key_test).
+  /// false match there costs one entry read in 128 such lanes; not masking them saves
+  /// about 3 instructions a lookup. Lock-free, writes nothing. Tests the stored hash before eq
+  /// unless Eq says not to (key_test).
   ///
   /// A probe may find a tag whose slot's ctl lacks the full bit: a claim in flight (ctl 0)
   /// or abandoned. A reader (Settle false) passes it as another key's slot: an abandoned
@@ -553,7 +553,7 @@ class entry_table {
   /// probe's reasoning asks only for coherence per tag (find_linear). A plain C++ read of
   /// the 16 bytes would be a data race on atomic objects, hence the assembly, which the
   /// compiler neither splits nor moves past the probe's loads that depend on its result.
-  /// It saved 3 of the read path's instructions.
+  /// It saves about 4 instructions a lookup.
   NUMAMAP_ALWAYS_INLINE static void match_group(const tag_word* g, std::uint64_t tag,
                                                 std::uint32_t& match,
                                                 std::uint32_t& empty) noexcept {
