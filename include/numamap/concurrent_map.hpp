@@ -469,14 +469,19 @@ class concurrent_map {
   shard_t& shard_for(const detail::hashed& hv) const noexcept {
     return *shards_[hv.shard(shard_count_)];
   }
+  /// Keys the read path holds by value (in a register), not by reference: small and
+  /// trivially copyable. equal_to captures them so, and load_word_full takes them so.
+  template <class K>
+  static constexpr bool key_by_value = std::is_trivially_copyable_v<K> &&
+                                       sizeof(K) <= 2 * sizeof(void*);
   /// The probe's key test (detail::key_test: every probe of the map tests the stored hash
-  /// first unless key_test_only<K>). A small, trivially copyable key is captured by value:
+  /// first unless key_test_only<K>). A key_by_value key is captured by value:
   /// the probe then compares against a register, and the key need not live in memory (a
   /// captured reference made GCC spill it and reload it at every probed slot).
   template <class K>
   auto equal_to(const K& k) const {
     constexpr bool hash_first = !key_test_only<K>;
-    if constexpr (std::is_trivially_copyable_v<K> && sizeof(K) <= 2 * sizeof(void*)) {
+    if constexpr (key_by_value<K>) {
       auto eq = [this, k](const detail::entry<Key>& e) -> bool { return eq_(e.key(), k); };
       return detail::key_test<decltype(eq), hash_first>{eq};
     } else {
@@ -519,12 +524,10 @@ class concurrent_map {
     return shard_t::try_read(reads_[i], i, hv, equal_to(k), rec, on_word);
   }
 
-  /// How the out-of-line read path takes a key: by value when small and trivially
-  /// copyable (as equal_to captures it), else by reference.
+  /// How the out-of-line read path takes a key: by value when key_by_value<K>, else by
+  /// reference.
   template <class K>
-  using passed_key =
-      std::conditional_t<std::is_trivially_copyable_v<K> && sizeof(K) <= 2 * sizeof(void*), K,
-                         const K&>;
+  using passed_key = std::conditional_t<key_by_value<K>, K, const K&>;
   /// What load_word_full found: two words, returned in registers.
   struct found_word {
     std::uint64_t word;

@@ -8,10 +8,10 @@
 // After the slots, a tag byte per slot (decisions.md D32): 0 for an empty slot, else 0x80 |
 // the top 7 of the key's 32 bucket bits. A probe matches 16 tags at a time and reads only
 // the entries whose tag matches, up to the group of the first empty tag: a hit's slot lies
-// k slots past its home at random (1.6 on average at a load of 0.76), and the tags find it without
-// a branch on k; a miss usually ends on the tags alone. The tags of a 100K-key map (128 KiB) stay
-// in the L2 cache; the home entry's line is prefetched as the probe starts, so its miss overlaps
-// the tag load.
+// k slots past its home at random (1.6 on average at a load of 0.76), and the tags find it
+// without a branch on k; a miss usually ends on the tags alone. The tags of a 100K-key map
+// (128 KiB) stay in the L2 cache; the home entry's line is prefetched as the probe starts,
+// so its miss overlaps the tag load.
 //
 // Two uses:
 // - the read snapshot's table: readers probe it without a lock while the shard's writer
@@ -31,8 +31,13 @@
 #if defined(__unix__)
 #include <unistd.h>
 #endif
+// Tags are matched with SSE2 compares unless the target lacks it or a test asks for the
+// SWAR fallback (NUMAMAP_TAGS_SWAR).
 #if defined(__SSE2__) && !defined(NUMAMAP_TAGS_SWAR)
+#define NUMAMAP_TAGS_SSE2 1
 #include <emmintrin.h>
+#else
+#define NUMAMAP_TAGS_SSE2 0
 #endif
 
 #include "../config.hpp"
@@ -92,9 +97,8 @@ static_assert(lane_bits(zero_lanes(0x00ff0001ff000100ULL)) == 0xa5, "lanes 0, 2,
 /// Whether match_group loads a tag group with one movdqu (x86-64 with SSE2, GCC or Clang),
 /// rather than with two relaxed loads: not in the builds whose tools must see every load
 /// (ThreadSanitizer, AddressSanitizer, the instrumented atomics of the tests).
-#if defined(__x86_64__) && defined(__SSE2__) && !defined(NUMAMAP_TAGS_SWAR) &&     \
-    (defined(__GNUC__) || defined(__clang__)) && !NUMAMAP_TSAN && !NUMAMAP_ASAN && \
-    !NUMAMAP_INSTRUMENTED_ATOMICS
+#if NUMAMAP_TAGS_SSE2 && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
+    !NUMAMAP_TSAN && !NUMAMAP_ASAN && !NUMAMAP_INSTRUMENTED_ATOMICS
 #define NUMAMAP_TAG_LOAD_ASM 1
 #else
 #define NUMAMAP_TAG_LOAD_ASM 0
@@ -564,18 +568,18 @@ class entry_table {
     };
     __m128i v;
     asm volatile("movdqu %1, %0" : "=x"(v) : "m"(*reinterpret_cast<const group_bytes*>(g)));
-#elif defined(__SSE2__) && !defined(NUMAMAP_TAGS_SWAR)
+#else
     const std::uint64_t w0 = g[0].load(std::memory_order_relaxed);
     const std::uint64_t w1 = g[1].load(std::memory_order_relaxed);
+#if NUMAMAP_TAGS_SSE2
     const __m128i v = _mm_set_epi64x(static_cast<long long>(w1), static_cast<long long>(w0));
 #endif
-#if NUMAMAP_TAG_LOAD_ASM || (defined(__SSE2__) && !defined(NUMAMAP_TAGS_SWAR))
+#endif
+#if NUMAMAP_TAGS_SSE2
     match = static_cast<std::uint32_t>(
         _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(static_cast<char>(tag)))));
     empty = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_setzero_si128())));
 #else
-    const std::uint64_t w0 = g[0].load(std::memory_order_relaxed);
-    const std::uint64_t w1 = g[1].load(std::memory_order_relaxed);
     constexpr std::uint64_t ones = 0x0101010101010101ULL;
     match =
         lane_bits(zero_lanes(w0 ^ (ones * tag))) | (lane_bits(zero_lanes(w1 ^ (ones * tag))) << 8U);
