@@ -61,6 +61,20 @@ std::size_t first_empty(const table_t& t, std::uint32_t bucket_bits) {
 
 }  // namespace
 
+TEST_CASE("table: the tag match compiled is the one the build asks for", "[unit][table]") {
+  // numamap_swar_tests builds this file with NUMAMAP_TAGS_SWAR (tests/CMakeLists.txt): its
+  // cases then test the SWAR match, which targets without SSE2 run, only if the header
+  // honours the request.
+#if defined(NUMAMAP_TAGS_SWAR)
+  STATIC_REQUIRE(NUMAMAP_TAGS_SSE2 == 0);
+  STATIC_REQUIRE(NUMAMAP_TAG_LOAD_ASM == 0);
+#elif defined(__SSE2__)
+  STATIC_REQUIRE(NUMAMAP_TAGS_SSE2 == 1);
+#else
+  STATIC_REQUIRE(NUMAMAP_TAGS_SSE2 == 0);
+#endif
+}
+
 TEST_CASE("table: probes on tags and over the slots agree with a walk over the control words",
           "[unit][table]") {
   const std::uint64_t seed = numamap_test::test_seed("table.tags");
