@@ -51,6 +51,19 @@ const entry_t* find_linear(table_t& t, std::uint32_t bucket_bits, Eq eq, std::ui
   return table_t::find_linear(&t, t.capacity() - 1, bucket_bits, test, c);
 }
 
+/// A probe's key test for the entry that holds `key`.
+auto key_is(std::uint64_t key) {
+  return [key](const entry_t& x) { return x.key() == key; };
+}
+
+/// find_linear with the key test chosen at run time: the stored hash first, or the key alone.
+template <class Eq>
+const entry_t* find_linear_by(bool hash_first, table_t& t, std::uint32_t bucket_bits, Eq eq,
+                              std::uint32_t& c) {
+  return hash_first ? find_linear<true>(t, bucket_bits, eq, c)
+                    : find_linear<false>(t, bucket_bits, eq, c);
+}
+
 /// The first empty slot from the home of these bucket bits, walking slot by slot over ctl.
 std::size_t first_empty(const table_t& t, std::uint32_t bucket_bits) {
   const std::size_t mask = t.capacity() - 1;
@@ -132,8 +145,7 @@ TEST_CASE("table: probes on tags and over the slots agree with a walk over the c
         for (const bool hash_first : {true, false}) {
           auto eq = [key = k](const entry_t& x) { return x.key() == key; };
           std::uint32_t c = 0;
-          const entry_t* l =
-              hash_first ? find_linear<true>(t, b, eq, c) : find_linear<false>(t, b, eq, c);
+          const entry_t* l = find_linear_by(hash_first, t, b, eq, c);
           CHECK(l == e);
           CHECK(c == e->ctl.load(std::memory_order_relaxed));
         }
@@ -197,9 +209,8 @@ TEST_CASE(
   table_box box(64);
   table_t& t = *box.t;
   const std::uint32_t b = (5U << 25) | 40U;  // home 40, tag 0x85
-  auto is = [](std::uint64_t key) { return [key](const entry_t& x) { return x.key() == key; }; };
   std::size_t stop = 0;
-  REQUIRE(t.find_or_stop(b, is(1), stop) == nullptr);
+  REQUIRE(t.find_or_stop(b, key_is(1), stop) == nullptr);
   REQUIRE(stop == 40);
   REQUIRE(t.claim(40, b));
   CHECK_FALSE(t.claim(40, b));  // one claim per slot
@@ -207,53 +218,50 @@ TEST_CASE(
   // A second writer with another key and tag passes the claim in flight (its ctl is 0)
   // and claims the next slot; it fills first.
   const std::uint32_t other = (9U << 25) | 40U;
-  REQUIRE(t.find_or_stop(other, is(2), stop) == nullptr);
+  REQUIRE(t.find_or_stop(other, key_is(2), stop) == nullptr);
   CHECK(stop == 41);
   REQUIRE(t.claim(41, other));
   t.fill(41, other, slot_of(2), 20);
   // Readers find key 2 beyond the claim in flight, on the tags and over the slots (which
   // must not end at the claim's ctl of 0: its tag is set).
-  const entry_t* f = t.find(other, is(2));
+  const entry_t* f = t.find(other, key_is(2));
   REQUIRE(f != nullptr);
   CHECK(f->word.load(std::memory_order_relaxed) == 20);
   for (const bool hash_first : {true, false}) {
     std::uint32_t c = 0;
-    const entry_t* l =
-        hash_first ? find_linear<true>(t, other, is(2), c) : find_linear<false>(t, other, is(2), c);
+    const entry_t* l = find_linear_by(hash_first, t, other, key_is(2), c);
     REQUIRE(l != nullptr);
     CHECK(l->key() == 2);
     // Key 1, claimed and not filled, is not there yet.
-    CHECK((hash_first ? find_linear<true>(t, b, is(1), c) : find_linear<false>(t, b, is(1), c)) ==
-          nullptr);
+    CHECK(find_linear_by(hash_first, t, b, key_is(1), c) == nullptr);
   }
   std::uint32_t c = 0;
-  CHECK(table_t::find_masked(&t, 63, b, is(1), c) == nullptr);
+  CHECK(table_t::find_masked(&t, 63, b, key_is(1), c) == nullptr);
   std::size_t walked = 0;
   t.for_each([&](entry_t&) { ++walked; });
   CHECK(walked == 1);  // the claim in flight is not an entry yet
   // Filled: found by every probe, and by a writer's probe that waits on claims of its tag.
   t.fill(40, b, slot_of(1), 10);
-  REQUIRE(t.find_or_stop(b, is(1), stop) != nullptr);
-  CHECK(t.find_or_stop(b, is(1), stop)->word.load(std::memory_order_relaxed) == 10);
+  REQUIRE(t.find_or_stop(b, key_is(1), stop) != nullptr);
+  CHECK(t.find_or_stop(b, key_is(1), stop)->word.load(std::memory_order_relaxed) == 10);
   // An abandoned claim: slot 42 taken for key 3, then given up. Probes pass it, walks skip
   // it, and it is never empty again; key 4 goes beyond it.
-  REQUIRE(t.find_or_stop(b, is(3), stop) == nullptr);
+  REQUIRE(t.find_or_stop(b, key_is(3), stop) == nullptr);
   REQUIRE(stop == 42);
   REQUIRE(t.claim(42, b));
   t.abandon(42);
   CHECK_FALSE(t.is_empty_slot(42));
-  REQUIRE(t.find_or_stop(b, is(4), stop) == nullptr);
+  REQUIRE(t.find_or_stop(b, key_is(4), stop) == nullptr);
   CHECK(stop == 43);
   REQUIRE(t.claim(43, b));
   t.fill(43, b, slot_of(4), 40);
   for (const bool hash_first : {true, false}) {
-    const entry_t* l =
-        hash_first ? find_linear<true>(t, b, is(4), c) : find_linear<false>(t, b, is(4), c);
+    const entry_t* l = find_linear_by(hash_first, t, b, key_is(4), c);
     REQUIRE(l != nullptr);
     CHECK(l->word.load(std::memory_order_relaxed) == 40);
   }
-  CHECK(table_t::find_masked(&t, 63, b, is(4), c) != nullptr);
-  CHECK(t.find_or_stop(b, is(3), stop) == nullptr);
+  CHECK(table_t::find_masked(&t, 63, b, key_is(4), c) != nullptr);
+  CHECK(t.find_or_stop(b, key_is(3), stop) == nullptr);
   CHECK(stop == 44);
   walked = 0;
   t.for_each([&](entry_t&) { ++walked; });
@@ -284,28 +292,26 @@ TEST_CASE("table: the tag probe reads a matching lane past its group's first emp
   table_box box(64);
   table_t& t = *box.t;
   const std::uint32_t b = (7U << 25) | 20U;  // home 20, tag 0x87
-  auto is = [](std::uint64_t key) { return [key](const entry_t& x) { return x.key() == key; }; };
   REQUIRE(t.claim(22, b));
   t.count_claimed(1);
   t.fill(22, b, slot_of(1), 10);
   REQUIRE(t.is_empty_slot(20));
   REQUIRE(t.is_empty_slot(21));
   std::uint32_t c = 0;
-  const entry_t* e = table_t::find_masked(&t, 63, b, is(1), c);
+  const entry_t* e = table_t::find_masked(&t, 63, b, key_is(1), c);
   REQUIRE(e != nullptr);
   CHECK(e->word.load(std::memory_order_relaxed) == 10);
   CHECK(c == e->ctl.load(std::memory_order_relaxed));
   std::size_t stop = 0;
-  CHECK(t.find_or_stop(b, is(1), stop) == e);
+  CHECK(t.find_or_stop(b, key_is(1), stop) == e);
   // Another key with the same home and tag: not found, and the stop is the first empty
   // slot, as a walk over ctl finds it.
-  CHECK(t.find_or_stop(b, is(2), stop) == nullptr);
+  CHECK(t.find_or_stop(b, key_is(2), stop) == nullptr);
   CHECK(stop == 20);
   CHECK(stop == first_empty(t, b));
   for (const bool hash_first : {true, false}) {
     c = 1;
-    CHECK((hash_first ? find_linear<true>(t, b, is(1), c) : find_linear<false>(t, b, is(1), c)) ==
-          nullptr);
+    CHECK(find_linear_by(hash_first, t, b, key_is(1), c) == nullptr);
     CHECK(c == 0);
   }
   // A key whose path starts past the empty slots is found by both probes.
@@ -313,6 +319,6 @@ TEST_CASE("table: the tag probe reads a matching lane past its group's first emp
   REQUIRE(t.claim(23, b23));
   t.count_claimed(1);
   t.fill(23, b23, slot_of(3), 30);
-  CHECK(table_t::find_masked(&t, 63, b23, is(3), c) != nullptr);
-  CHECK(find_linear<true>(t, b23, is(3), c) != nullptr);
+  CHECK(table_t::find_masked(&t, 63, b23, key_is(3), c) != nullptr);
+  CHECK(find_linear<true>(t, b23, key_is(3), c) != nullptr);
 }
