@@ -92,9 +92,8 @@ def aggregate(rows):
         agg["mops_min"] = min(r["mops"] for r in rs)
         agg["mops_max"] = max(r["mops"] for r in rs)
         agg["mops_by_rep"] = {r["rep"]: r["mops"] for r in rs}
-        handoffs = [r["handoff_ns"] for r in rs if r["handoff_ns"] >= 0]
-        agg["handoff_ns"] = handoffs
         agg["handoff_by_rep"] = {r["rep"]: r["handoff_ns"] for r in rs if r["handoff_ns"] >= 0}
+        agg["handoff_ns"] = list(agg["handoff_by_rep"].values())
         out[key] = agg
     return out
 
