@@ -910,10 +910,16 @@ class shard {
     // threshold by doubling; the key then goes into the new table (decisions.md D31). If
     // no memory can be had, the key goes to the dirty map as before. The check sums every
     // thread's count (size()), once per table filled: the view is amended after it.
+    // Whether lock-free claims may have published in t since find_locked's probe: t is
+    // open, or was until a rebuild below failed for memory and left it closed (thaw); the
+    // claims that saw it open before the freeze are then in t, and the key may be among
+    // them, so the dirty-map branch must probe t again as a closing insert does.
+    bool probe_again = t != empty_table() && t->claims_open_locked();
     if (!direct && t != empty_table() && !v.amended() && crowded_locked(t) && promote_locked()) {
       v = load_view(std::memory_order_relaxed);  // the rebuilt table; stop was for t
       t = v.table();
       direct = t->fits(1);
+      probe_again = t->claims_open_locked();
     }
     if (direct) {
       // Claim the first empty slot on the key's path, as a lock-free writer would: a
@@ -947,10 +953,12 @@ class shard {
       grant_credits_locked(t, rec);
       return nullptr;
     }
-    if (t != empty_table() && t->claims_open_locked()) {
+    if (probe_again) {
       // Into the dirty map while t is current: no lock-free claim may publish in t from
       // now on (C1)/(C2), and one that did before is found by probing t again after the
       // fence (table.hpp, close). If the stop is still empty, no claim of the key is there.
+      // After a failed rebuild t is closed already (close() again is harmless): its freeze
+      // (F1)/(F2) made every claim that saw t open visible to this probe, as (C1)/(C2) do.
       // Once t is closed, the next holders' probes (find_locked) come after this fence in
       // happens-before (through mu_), and see every claim that saw t open: a claim that a
       // probe after a seq_cst fence does not see would be coherence-ordered after that
