@@ -346,22 +346,29 @@ class concurrent_map {
 
   /// Clear: removes every key (per key linearizable; not one atomic step for all keys).
   void clear() {
-    auto g = domain_->pin();
-    // Every shard's lock, in index order (the only place that holds two), then everything
-    // that may fail, then the changes: an exception leaves the map as it was.
-    std::vector<std::unique_lock<detail::adaptive_mutex>> locks;
-    std::vector<typename shard_t::table_t*> fresh;
-    locks.reserve(shards_.size());
-    fresh.reserve(shards_.size());
-    for (shard_t* s : shards_) locks.emplace_back(s->mutex());
-    try {
-      detail::epoch_domain::reserve_retire(g.record(), 2 * shards_.size());
-      for (shard_t* s : shards_) fresh.push_back(s->prepare_clear_locked());
-    } catch (...) {
-      for (std::size_t i = 0; i < fresh.size(); ++i) shards_[i]->discard_table(fresh[i]);
-      throw;
+    {
+      auto g = domain_->pin();
+      // Every shard's lock, in index order (the only place that holds two), then everything
+      // that may fail, then the changes: an exception leaves the map as it was.
+      std::vector<std::unique_lock<detail::adaptive_mutex>> locks;
+      std::vector<typename shard_t::table_t*> fresh;
+      locks.reserve(shards_.size());
+      fresh.reserve(shards_.size());
+      for (shard_t* s : shards_) locks.emplace_back(s->mutex());
+      try {
+        detail::epoch_domain::reserve_retire(g.record(), 2 * shards_.size());
+        for (shard_t* s : shards_) fresh.push_back(s->prepare_clear_locked());
+      } catch (...) {
+        for (std::size_t i = 0; i < fresh.size(); ++i) shards_[i]->discard_table(fresh[i]);
+        throw;
+      }
+      for (std::size_t i = 0; i < shards_.size(); ++i) {
+        shards_[i]->clear_locked(fresh[i], g.record());
+      }
     }
-    for (std::size_t i = 0; i < shards_.size(); ++i) shards_[i]->clear_locked(fresh[i], g.record());
+    // Unpinned and unlocked: every table and entry just retired is freed now if no other
+    // thread is pinned, not when this thread next retires (decisions.md D43).
+    domain_->collect_unpinned();
   }
 
   // ---- C++ conveniences -----------------------------------------------------------------
@@ -693,6 +700,11 @@ struct map_test_access {
   template <class Map>
   static std::size_t reclamation_pending(const Map& m) {
     return m.domain_->pending();
+  }
+  /// The map's thread records, and how many a thread holds (exact when no thread runs).
+  template <class Map>
+  static std::pair<std::size_t, std::size_t> thread_records(const Map& m) {
+    return m.domain_->record_counts();
   }
 };
 }  // namespace detail

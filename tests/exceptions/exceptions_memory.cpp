@@ -34,8 +34,10 @@ struct u64_string_kind {
 
 /// String keys (kept in key nodes from the map's memory) and string values.
 struct string_memory_kind : string_kind {
+  // NOLINTBEGIN(modernize-use-transparent-functors): the map's default KeyEqual for strings
   using map_type = numamap::concurrent_map<std::string, std::string, std::hash<std::string>,
                                            std::equal_to<std::string>, faulty_memory>;
+  // NOLINTEND(modernize-use-transparent-functors)
 };
 
 template <class Kind>

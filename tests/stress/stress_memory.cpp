@@ -218,6 +218,29 @@ TEST_CASE("memory: a thread that exits frees what it retired once nobody is pinn
   CHECK(counted::live().load() == base);
 }
 
+TEST_CASE("memory: clear frees what it retired when it returns, if no thread is pinned",
+          "[stress][memory]") {
+  // clear retires every table with its entries at once; a thread that then stays idle
+  // would hold them in its bag until it retires again (decisions.md D43).
+  const long base = counted::live().load();
+  {
+    counted_map m;
+    for (std::uint64_t i = 0; i < 1000; ++i) m.store(i, counted(i));
+    m.clear();
+    CHECK(m.size() == 0);
+    CHECK(counted::live().load() == base);
+    CHECK(numamap::detail::map_test_access::reclamation_pending(m) == 0);
+    // From inside a range callback (pinned) clear cannot free: it leaves it for later.
+    for (std::uint64_t i = 0; i < 10; ++i) m.store(i, counted(i));
+    m.range([&](const std::uint64_t&, const counted&) {
+      m.clear();
+      return false;
+    });
+    CHECK(m.size() == 0);
+  }
+  CHECK(counted::live().load() == base);
+}
+
 TEST_CASE("memory: a rebuild retires its dead entries as one object, not one per entry",
           "[stress][memory]") {
   // One thread erases 20,000 keys and inserts as many fresh ones: rebuilds drop thousands

@@ -28,8 +28,12 @@
 //
 // No registration is asked of the user's threads: a thread's first pin on a domain claims a
 // free record (or adds one), a thread-local cache remembers it, and a thread-exit hook gives
-// the record back, handing the thread's unreclaimed garbage to the domain. The domain's
-// destructor frees every retired object and every record, so destroying a map frees all.
+// the record back, with what the thread retired and could not free yet left in its bag
+// ("leftovers"): the next thread that claims the record, or any thread's collect, frees
+// them. A thread that uses a map after its cache was destroyed (from a thread_local's or, on
+// the main thread, a static object's destructor) claims a record per operation and gives it
+// back at the operation's end (pin). The domain's destructor frees every retired object and
+// every record, so destroying a map frees all.
 //
 // Bound: a thread tries to advance and collect every `collect_every` retirements (a big
 // object, such as a rebuild's old table, counts one per KiB), so a bag holds at most the
@@ -38,7 +42,8 @@
 // (threads outnumbering cores) is the common case: a thread whose bag passes `high_water`
 // and finds the epoch blocked by another thread yields a few times to let it run (see
 // collect). A long `range` callback is the other: it keeps its thread pinned, and memory
-// waits for it. A thread that exits hands its bag over and frees what the epoch allows.
+// waits for it. A thread that exits frees what the epoch allows and leaves the rest in its
+// record for the next claimer or collector.
 #pragma once
 
 #include <sys/syscall.h>
@@ -164,11 +169,6 @@ class retire_bag {
   }
   /// Frees everything.
   void free_all() noexcept { free_before(~std::uint64_t{0}); }
-  /// Empties the bag without freeing (the objects were handed to someone else).
-  void forget() noexcept {
-    items_.clear();
-    head_ = 0;
-  }
 
  private:
   std::vector<retired> items_;
@@ -184,6 +184,11 @@ struct alignas(cacheline_size) thread_record {
   // (release): the handover orders the previous owner's writes to the fields below before
   // the next owner's.
   detail::atomic<bool> in_use{true};
+  // The bag was not empty when the record was given back: a hint for collect's adoption
+  // (adopt_leftovers), read and written relaxed. Written only by the record's owner (the
+  // thread that holds in_use) before it gives the record back, so the release store of
+  // in_use orders it for the next claimer; a stale value costs a skipped or a useless try.
+  detail::atomic<bool> leftovers{false};
   // Next record in the domain's list; immutable once the record is published.
   thread_record* next = nullptr;
   // Owner-only fields.
@@ -227,14 +232,34 @@ struct thread_cache {
   ~thread_cache();
 };
 
-/// The last domain this thread used: trivially destructible, so reading it needs no TLS guard.
+/// The last domain this thread used: trivially destructible, so reading it needs no TLS guard,
+/// and it stays readable after the thread's thread_cache is destroyed.
 struct thread_fast_slot {
   std::uint64_t id = 0;
   thread_record* rec = nullptr;
+  // The thread's thread_cache is being or has been destroyed (thread exit, or on the main
+  // thread exit()): pins claim a record per outermost pin and give it back at its unpin.
+  bool cache_gone = false;
 };
 
 inline thread_fast_slot& fast_slot() noexcept {
   static thread_local thread_fast_slot s;
+  return s;
+}
+
+/// Once the thread's thread_cache is gone: the records this thread holds for the pins in
+/// progress (one per map, claimed by the outermost pin and given back at its unpin), so that
+/// a nested call reaching the same map again (retire, a nested pin) finds its record after
+/// the fast slot moved to another map. Trivially destructible, as the fast slot.
+struct thread_late_slots {
+  static constexpr int capacity = 16;
+  std::uint64_t id[capacity];
+  thread_record* rec[capacity];
+  int n;
+};
+
+inline thread_late_slots& late_slots() noexcept {
+  static thread_local thread_late_slots s;  // zero-initialised (static storage duration)
   return s;
 }
 
@@ -279,21 +304,28 @@ class epoch_domain {
       std::lock_guard<std::mutex> lk(reg.mu);
       reg.live.erase(id_);
     }
+    // A thread that found the domain live in the registry before the erase may still be
+    // giving its record back (thread_cache's destructor, release_record): wait for it.
+    // Acquire: pairs with its release decrement; what it freed and wrote is done.
+    while (exiting_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
     for (thread_record* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
       r->bag.free_all();
+      r->leftovers.store(false, std::memory_order_relaxed);
     }
-    std::lock_guard<std::mutex> lk(orphan_mu_);
-    for (const retired& x : orphans_) x.free_fn(x.ctx, x.p);
-    orphans_.clear();
   }
 
   /// Keeps the thread pinned while it lives. Only the outermost guard of a thread unpins;
   /// guards must die in the reverse order of their creation (scopes do that).
   class guard {
    public:
-    guard(thread_record* r, std::uint64_t unpinned_word) noexcept
-        : r_(r), unpinned_(unpinned_word) {}
-    guard(guard&& o) noexcept : r_(o.r_), unpinned_(std::exchange(o.unpinned_, nested)) {}
+    /// give_back: r was claimed for this pin alone, after the thread's cache was gone, and
+    /// goes back at the unpin (give_back_late).
+    guard(thread_record* r, std::uint64_t unpinned_word, bool give_back = false) noexcept
+        : r_(r), unpinned_(unpinned_word), give_back_(give_back) {}
+    guard(guard&& o) noexcept
+        : r_(o.r_),
+          unpinned_(std::exchange(o.unpinned_, nested)),
+          give_back_(std::exchange(o.give_back_, false)) {}
     guard(const guard&) = delete;
     guard& operator=(const guard&) = delete;
     guard& operator=(guard&&) = delete;
@@ -302,6 +334,7 @@ class epoch_domain {
         // (D4) release: every access this thread made while pinned happens before a
         //      thread that reads this value in a scan (D6) and then frees.
         r_->word.store(unpinned_, std::memory_order_release);
+        if (give_back_) give_back_late(r_);
       }
     }
     thread_record* record() const noexcept { return r_; }
@@ -311,6 +344,7 @@ class epoch_domain {
     static constexpr std::uint64_t nested = ~std::uint64_t{0};
     thread_record* r_;
     std::uint64_t unpinned_;  // the word to store when unpinning; `nested`: nothing to do
+    bool give_back_;
   };
 
   /// Pins the calling thread: objects it reaches stay allocated until the guard dies.
@@ -322,7 +356,10 @@ class epoch_domain {
     if ((r->word.load(std::memory_order_relaxed) & 1U) != 0) {
       return {r, guard::nested_word()};  // already pinned: nested, no cost
     }
-    return {r, announce(r)};
+    const std::uint64_t unpinned = announce(r);
+    // Once the thread's cache is gone, r was claimed for this pin (local_record_slow): the
+    // guard gives it back when it unpins.
+    return {r, unpinned, fast_slot().cache_gone};
   }
 
   /// Unpins the thread at its destruction, unconditionally: the guard of try_pin_outer().
@@ -390,10 +427,29 @@ class epoch_domain {
   /// May throw std::bad_alloc.
   static void reserve_retire(thread_record* r, std::size_t n) { r->bag.reserve_more(n); }
 
-  /// Tries to advance the epoch and frees what it can (the caller's bag and orphans).
+  /// Tries to advance the epoch and frees what it can (the caller's bag and the leftovers of
+  /// records given back).
   void flush() {
     guard g = pin();
     collect(g.record());
+  }
+
+  /// For a thread that is not pinned (the end of an operation that retired much at once,
+  /// such as clear): advances the epoch twice, as far as other threads' pins allow, and
+  /// frees what that allows from its bag and from leftovers. Without it what the thread
+  /// just retired would wait for its next retirement, or its exit: an idle thread's bag is
+  /// freed by no one else. Does nothing when the thread is pinned (a call from a range
+  /// callback: its own pin would hold the epoch) or its cache is gone (a record claimed
+  /// here would not be given back).
+  void collect_unpinned() {
+    if (fast_slot().cache_gone) return;
+    thread_record* r = local_record();
+    // Relaxed: only this thread writes its own word.
+    if ((r->word.load(std::memory_order_relaxed) & 1U) != 0) return;
+    (void)try_advance();
+    const std::uint64_t e = try_advance();
+    r->bag.free_before(e);
+    adopt_leftovers(r, e);
   }
 
   /// Objects retired and not yet freed (all threads). Exact when no thread runs.
@@ -402,8 +458,19 @@ class epoch_domain {
     for (thread_record* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
       n += r->bag.size();
     }
-    std::lock_guard<std::mutex> lk(orphan_mu_);
-    return n + orphans_.size();
+    return n;
+  }
+
+  /// Records of this domain, and how many of them a thread holds (tests; exact when no
+  /// thread runs).
+  std::pair<std::size_t, std::size_t> record_counts() const noexcept {
+    std::size_t all = 0;
+    std::size_t held = 0;
+    for (thread_record* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
+      ++all;
+      held += r->in_use.load(std::memory_order_relaxed) ? 1 : 0;  // relaxed: a count
+    }
+    return {all, held};
   }
 
   /// Sums counter i over every record (statistics; relaxed reads, approximate while running).
@@ -430,29 +497,40 @@ class epoch_domain {
     return local_record_slow();
   }
 
-  /// Gives a dying thread's record back (called with the registry lock held).
+  /// Gives a dying thread's record back (thread_cache's destructor, which counted this
+  /// thread in exiting_ under the registry lock and holds no lock now: the frees below run
+  /// the users' destructors, which may destroy other maps or use this one). The thread is
+  /// not pinned: advance twice if nobody else holds the epoch back, and free what that
+  /// allows, from this bag and from records given back with leftovers. Without this, what
+  /// an exiting thread retired (a filling thread's last replaced tables, say) would wait
+  /// for the next writer's collect. What is left stays in the record (leftovers).
   void release_record(thread_record* r) noexcept {
-    if (!r->bag.empty()) {
-      std::lock_guard<std::mutex> lk(orphan_mu_);
-      try {
-        orphans_.insert(orphans_.end(), r->bag.begin(), r->bag.end());
-      } catch (...) {
-        // No memory to hand the bag over: keep it in the record. The next owner of the
-        // record collects it, and the domain's destructor frees it in any case.
-        r->in_use.store(false, std::memory_order_release);
-        return;
-      }
-      r->bag.forget();
-    }
-    // (D9) release: pairs with the acquire CAS in local_record_slow of the next owner.
-    r->in_use.store(false, std::memory_order_release);
-    // This thread is no longer pinned: advance twice if nobody else holds the epoch back,
-    // and free what the orphans allow. Without this, what exited threads retired (a
-    // filling thread's last replaced tables, say) would wait for the next writer's collect.
     (void)try_advance();
     const std::uint64_t e = try_advance();
-    std::lock_guard<std::mutex> lk(orphan_mu_);
-    free_old(orphans_, e);
+    r->bag.free_before(e);
+    adopt_leftovers(r, e);
+    give_back(r);
+  }
+
+  /// The end of a pin that claimed its record after the thread's cache was gone (pin): the
+  /// record is given back, with what the pin retired as leftovers (still pinned-fresh: no
+  /// epoch allows freeing it yet), and forgotten by this thread.
+  static void give_back_late(thread_record* r) noexcept {
+    thread_late_slots& ls = late_slots();
+    for (int i = 0; i < ls.n; ++i) {
+      if (ls.rec[i] == r) {
+        ls.id[i] = ls.id[ls.n - 1];
+        ls.rec[i] = ls.rec[ls.n - 1];
+        --ls.n;
+        break;
+      }
+    }
+    thread_fast_slot& fs = fast_slot();
+    if (fs.rec == r) {
+      fs.id = 0;
+      fs.rec = nullptr;
+    }
+    give_back(r);
   }
 
  private:
@@ -460,6 +538,7 @@ class epoch_domain {
   static constexpr std::size_t high_water = 1024;
 
   NUMAMAP_NOINLINE thread_record* local_record_slow() {
+    if (fast_slot().cache_gone) return late_record();
     static thread_local thread_cache cache;
     for (const thread_cache::slot& s : cache.slots) {
       if (s.id == id_) {
@@ -473,6 +552,63 @@ class epoch_domain {
     cache.slots.push_back({id_, r});
     fast_slot() = {id_, r};
     return r;
+  }
+
+  /// local_record after the thread's cache is gone (thread exit; exit() on the main thread):
+  /// the record of a pin of this domain in progress on this thread, or one claimed now for
+  /// the next pin, which gives it back (pin, give_back_late). Throws std::bad_alloc where
+  /// claim_record does. Past thread_late_slots::capacity maps pinned at once, the record is
+  /// not remembered: the outermost pin still gives it back, but a nested call that reaches
+  /// the map again after another map's pin claims one more, which then stays claimed, its
+  /// bag freed when the map is destroyed.
+  thread_record* late_record() {
+    thread_late_slots& ls = late_slots();
+    for (int i = 0; i < ls.n; ++i) {
+      if (ls.id[i] == id_) {
+        fast_slot().id = id_;
+        fast_slot().rec = ls.rec[i];
+        return ls.rec[i];
+      }
+    }
+    thread_record* r = claim_record();
+    if (ls.n < thread_late_slots::capacity) {
+      ls.id[ls.n] = id_;
+      ls.rec[ls.n] = r;
+      ++ls.n;
+    }
+    fast_slot().id = id_;
+    fast_slot().rec = r;
+    return r;
+  }
+
+  /// Gives r back, its owner not pinned: the next claimer, or a collect (adopt_leftovers),
+  /// frees what its bag still holds.
+  static void give_back(thread_record* r) noexcept {
+    // Relaxed: ordered for the next claimer by the release store below.
+    r->leftovers.store(!r->bag.empty(), std::memory_order_relaxed);
+    // (D9) release: pairs with (D10), the acquire CAS of the next owner, and with (D13).
+    r->in_use.store(false, std::memory_order_release);
+  }
+
+  /// Frees, from the bags of records given back (not in use), what epoch e allows: each
+  /// record is claimed for the time of its frees, so no other thread touches its bag. e is
+  /// an epoch this thread read with acquire (try_advance, (D12)), as for its own bag.
+  void adopt_leftovers(const thread_record* self, std::uint64_t e) noexcept {
+    for (thread_record* q = head_.load(std::memory_order_acquire); q != nullptr; q = q->next) {
+      // Relaxed: hints; the CAS decides.
+      if (q == self || !q->leftovers.load(std::memory_order_relaxed) ||
+          q->in_use.load(std::memory_order_relaxed)) {
+        continue;
+      }
+      bool expected = false;
+      // (D13) acquire: pairs with (D9); the bag as its last owner left it is visible.
+      if (!q->in_use.compare_exchange_strong(expected, true, std::memory_order_acquire,
+                                             std::memory_order_relaxed)) {
+        continue;
+      }
+      q->bag.free_before(e);
+      give_back(q);
+    }
   }
 
   /// Drops slots of dead domains so a long-lived thread does not collect them.
@@ -543,7 +679,8 @@ class epoch_domain {
     return e;
   }
 
-  /// Frees what the epoch allows from r's bag and from the orphans. r's owner is pinned.
+  /// Frees what the epoch allows from r's bag and from the bags of records given back with
+  /// leftovers (adopt_leftovers). r's owner is pinned.
   void collect(thread_record* r) noexcept {
     std::uint64_t e = try_advance();
     r->bag.free_before(e);
@@ -561,8 +698,7 @@ class epoch_domain {
       e = try_advance();
       r->bag.free_before(e);
     }
-    std::unique_lock<std::mutex> lk(orphan_mu_, std::try_to_lock);
-    if (lk.owns_lock() && !orphans_.empty()) free_old(orphans_, e);
+    adopt_leftovers(r, e);
   }
 
   /// Announces the thread, not pinned until now, active at the current epoch (pin()'s
@@ -586,14 +722,6 @@ class epoch_domain {
     return e << 1;
   }
 
-  /// Frees what epoch e allows from an unordered list (the orphans of exited threads).
-  static void free_old(std::vector<retired>& bag, std::uint64_t e) noexcept {
-    auto keep =
-        std::partition(bag.begin(), bag.end(), [e](const retired& x) { return x.epoch + 2 > e; });
-    for (auto it = keep; it != bag.end(); ++it) it->free_fn(it->ctx, it->p);
-    bag.erase(keep, bag.end());
-  }
-
   // The global epoch, alone on its line: every pin reads it, advances write it.
   cache_padded<detail::atomic<std::uint64_t>> global_{std::uint64_t{1}};
   // Records, newest first; push-only until the domain dies.
@@ -601,19 +729,38 @@ class epoch_domain {
   const bool membarrier_;
   const std::size_t counters_;
   std::uint64_t id_ = 0;
-  mutable std::mutex orphan_mu_;
-  std::vector<retired> orphans_;  // guarded by orphan_mu_
+  // Threads giving their record back at exit (thread_cache's destructor) right now: counted
+  // under the registry lock while the domain is live there, so drain, which leaves the
+  // registry first, waits for them before it frees.
+  std::atomic<int> exiting_{0};
+
+  friend struct thread_cache;
 };
 
 inline thread_cache::~thread_cache() {
-  auto& reg = domain_registry::get();
-  std::lock_guard<std::mutex> lk(reg.mu);
-  for (const slot& s : slots) {
-    auto it = reg.live.find(s.id);
-    if (it != reg.live.end()) it->second->release_record(s.rec);
-  }
+  // From here this thread's pins claim a record each and give it back (pin): the users'
+  // destructors that the frees below run, and thread_locals destroyed after this one (or,
+  // on the main thread, static objects), may use a map, and must not touch `slots`.
   thread_fast_slot& fs = fast_slot();
   fs = thread_fast_slot{};
+  fs.cache_gone = true;
+  auto& reg = domain_registry::get();
+  for (const slot& s : slots) {
+    epoch_domain* d = nullptr;
+    {
+      std::lock_guard<std::mutex> lk(reg.mu);
+      auto it = reg.live.find(s.id);
+      if (it == reg.live.end()) continue;  // destroyed: its records and bags went with it
+      d = it->second;
+      // Relaxed: the registry lock orders it before drain's load (drain erases the domain
+      // under the same lock, after this).
+      d->exiting_.fetch_add(1, std::memory_order_relaxed);
+    }
+    // No lock held: release_record runs the users' destructors (decisions.md D43).
+    d->release_record(s.rec);
+    // Release: pairs with drain's acquire load; the frees above are done before it frees.
+    d->exiting_.fetch_sub(1, std::memory_order_release);
+  }
 }
 
 }  // namespace detail
