@@ -488,7 +488,7 @@ class entry_table {
       std::uint32_t empty = 0;
       // The group starts at tag byte i, a multiple of 16 (its byte address, not a word
       // index: i >> 3 << 3 would cost an instruction).
-      match_group(
+      match_group<Settle>(
           reinterpret_cast<const tag_word*>(reinterpret_cast<const unsigned char*>(tags) + i), tag,
           match, empty);
       empty &= lanes;
@@ -524,10 +524,10 @@ class entry_table {
   // from 0 to the key's tag once, by the CAS that claims the slot (claim), before the slot's
   // ctl is written, and never changes again. In a table only the shard mutex holder reaches
   // (the dirty map, a rebuild's new table before it is published) it is set with a load and
-  // a store (set_tag), and moved or cleared with its slot by a dirty-map erase. Probes load
-  // tag words relaxed: a tag only points a probe at a slot, whose ctl the probe then loads
-  // with acquire (T1); and an empty tag ends a probe, which is right by coherence alone
-  // (find_linear).
+  // a store (set_tag), and moved or cleared with its slot by a dirty-map erase. Readers'
+  // probes load tag words relaxed: a tag only points a probe at a slot, whose ctl the probe
+  // then loads with acquire (T1); and an empty tag ends a probe, which is right by coherence
+  // alone (find_linear). Writers' probes load them seq_cst (T0), for the claims (match_group).
   using tag_word = detail::atomic<std::uint64_t>;
 
   static tag_word* tags_of(entry_t* slots, std::size_t mask) noexcept {
@@ -558,6 +558,18 @@ class entry_table {
   /// the 16 bytes would be a data race on atomic objects, hence the assembly, which the
   /// compiler neither splits nor moves past the probe's loads that depend on its result.
   /// It saves about 4 instructions a lookup.
+  ///
+  /// Writer: the probe of a writer, who may claim the first empty slot it reports. (T0) Its
+  /// loads are seq_cst, not relaxed: a writer C that reads another writer X's claim of slot
+  /// s (a seq_cst CAS, (K1)) and claims past s, seeing its table open ((K2) before the
+  /// closing store (C1)), must put X's claim before (C1) in the total order, so that the
+  /// shard mutex holder that closes the table and then finds s still empty after its fence
+  /// (C2) may conclude that no claim lies past s (insert_new_locked). With relaxed loads,
+  /// a claim C saw need not precede (C2), and the holder could miss it: the C++ model is not
+  /// multi-copy atomic (write-to-read causality). x86-64 and ARMv8 are, and compile a
+  /// seq_cst load as they do a relaxed one (x86-64: mov, as the movdqu) or an acquire one
+  /// (ARMv8: ldar); the reviewed proof asked for it (decisions.md D42).
+  template <bool Writer = false>
   NUMAMAP_ALWAYS_INLINE static void match_group(const tag_word* g, std::uint64_t tag,
                                                 std::uint32_t& match,
                                                 std::uint32_t& empty) noexcept {
@@ -569,8 +581,10 @@ class entry_table {
     __m128i v;
     asm volatile("movdqu %1, %0" : "=x"(v) : "m"(*reinterpret_cast<const group_bytes*>(g)));
 #else
-    const std::uint64_t w0 = g[0].load(std::memory_order_relaxed);
-    const std::uint64_t w1 = g[1].load(std::memory_order_relaxed);
+    constexpr std::memory_order order =
+        Writer ? std::memory_order_seq_cst : std::memory_order_relaxed;  // (T0)
+    const std::uint64_t w0 = g[0].load(order);
+    const std::uint64_t w1 = g[1].load(order);
 #if NUMAMAP_TAGS_SSE2
     const __m128i v = _mm_set_epi64x(static_cast<long long>(w1), static_cast<long long>(w0));
 #endif
