@@ -446,10 +446,7 @@ class epoch_domain {
     thread_record* r = local_record();
     // Relaxed: only this thread writes its own word.
     if ((r->word.load(std::memory_order_relaxed) & 1U) != 0) return;
-    (void)try_advance();
-    const std::uint64_t e = try_advance();
-    r->bag.free_before(e);
-    adopt_leftovers(r, e);
+    collect_not_pinned(r);
   }
 
   /// Objects retired and not yet freed (all threads). Exact when no thread runs.
@@ -505,10 +502,7 @@ class epoch_domain {
   /// an exiting thread retired (a filling thread's last replaced tables, say) would wait
   /// for the next writer's collect. What is left stays in the record (leftovers).
   void release_record(thread_record* r) noexcept {
-    (void)try_advance();
-    const std::uint64_t e = try_advance();
-    r->bag.free_before(e);
-    adopt_leftovers(r, e);
+    collect_not_pinned(r);
     give_back(r);
   }
 
@@ -579,6 +573,15 @@ class epoch_domain {
     fast_slot().id = id_;
     fast_slot().rec = r;
     return r;
+  }
+
+  /// collect() for r's owner when it is not pinned: no pin of its own holds the epoch, so two
+  /// advances may free everything it retired, unless other threads' pins hold them back.
+  void collect_not_pinned(thread_record* r) noexcept {
+    (void)try_advance();
+    const std::uint64_t e = try_advance();
+    r->bag.free_before(e);
+    adopt_leftovers(r, e);
   }
 
   /// Gives r back, its owner not pinned: the next claimer, or a collect (adopt_leftovers),
