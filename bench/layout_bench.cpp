@@ -1,6 +1,6 @@
 // bench/layout_bench.cpp — what one read hit costs with numamap's table, with bare
 // prototypes of three table layouts (numamap's own among them), and with
-// absl::flat_hash_map: the evidence behind docs/benchmarks.md's "read path" analysis
+// absl::flat_hash_map: the evidence behind docs/performance.md's "read path" analysis
 // (decisions.md D19). One thread, uint64 keys and
 // values, uniform random hits, keys key_u64(i) for i in [0, size) as in numamap_compare.
 //
@@ -33,7 +33,7 @@
 //                  arena's mappings (huge pages, node binding) change the hit's cost
 //   absl           absl::flat_hash_map::find, no lock (the ceiling of issue 4)
 //
-// The prototypes answer "would another layout reach the target?" (docs/benchmarks.md, "read
+// The prototypes answer "would another layout reach the target?" (docs/performance.md, "read
 // path"); run them interleaved, e.g. --benchmark_enable_random_interleaving=true
 // --benchmark_repetitions=5, since the machines drift.
 //
