@@ -35,8 +35,9 @@
 // back at the operation's end (pin). The domain's destructor frees every retired object and
 // every record, so destroying a map frees all.
 //
-// Bound: a thread tries to advance and collect every `collect_every` retirements (a big
-// object, such as a rebuild's old table, counts one per KiB), so a bag holds at most the
+// Bound: a thread tries to advance and collect at the end of the pin in which its
+// retirements reached `collect_every` (a big object, such as a rebuild's old table, counts
+// one per KiB), so a bag holds at most the
 // objects of the last two epochs plus one batch — unless a thread stays pinned, which holds
 // back every object retired meanwhile. A thread preempted while pinned
 // (threads outnumbering cores) is the common case: a thread whose bag passes `high_water`
@@ -44,6 +45,11 @@
 // collect). A long `range` callback is the other: it keeps its thread pinned, and memory
 // waits for it. A thread that exits frees what the epoch allows and leaves the rest in its
 // record for the next claimer or collector.
+//
+// Frees run users' destructors, which may call a map, this one included: retire() never
+// frees (it may run with a shard's mutex held), a collect runs where the thread holds no
+// lock of the map (at the end of its outermost pin, or unpinned), and a bag's frees are
+// reentrant (retire_bag::free_before). Decisions.md D44.
 #pragma once
 
 #include <sys/syscall.h>
@@ -152,12 +158,20 @@ class retire_bag {
   std::uint64_t stamp(std::size_t i) const noexcept { return items_[head_ + i].epoch; }
 
   /// Frees the objects retired before epoch e - 1 (stamp + 2 <= e).
+  /// Reentrant: a free_fn runs a user's destructor, which may call a map and so retire into
+  /// this bag (a push_back that may move items_) and collect again. The nested call frees
+  /// nothing (this one goes on, past what it appended: stamped at the current epoch, which
+  /// is at least e, so not freeable by e); each object is copied out and counted freed
+  /// before its free_fn runs, and the prefix is dropped once the loop is done.
   void free_before(std::uint64_t e) noexcept {
-    std::size_t i = head_;
-    for (; i < items_.size() && items_[i].epoch + 2 <= e; ++i) {
-      items_[i].free_fn(items_[i].ctx, items_[i].p);
+    if (freeing_) return;
+    freeing_ = true;
+    while (head_ < items_.size() && items_[head_].epoch + 2 <= e) {
+      const retired x = items_[head_];
+      ++head_;
+      x.free_fn(x.ctx, x.p);
     }
-    head_ = i;
+    freeing_ = false;
     if (head_ == items_.size()) {
       items_.clear();
       head_ = 0;
@@ -173,6 +187,7 @@ class retire_bag {
  private:
   std::vector<retired> items_;
   std::size_t head_ = 0;  // items_[0, head_) are freed
+  bool freeing_ = false;  // free_before is running (on this thread: the bag is owner-only)
 };
 
 /// One thread's announcement, alone on its cache lines, followed in the same allocation by
@@ -320,10 +335,12 @@ class epoch_domain {
    public:
     /// give_back: r was claimed for this pin alone, after the thread's cache was gone, and
     /// goes back at the unpin (give_back_late).
-    guard(thread_record* r, std::uint64_t unpinned_word, bool give_back = false) noexcept
-        : r_(r), unpinned_(unpinned_word), give_back_(give_back) {}
+    guard(epoch_domain* d, thread_record* r, std::uint64_t unpinned_word,
+          bool give_back = false) noexcept
+        : d_(d), r_(r), unpinned_(unpinned_word), give_back_(give_back) {}
     guard(guard&& o) noexcept
-        : r_(o.r_),
+        : d_(o.d_),
+          r_(o.r_),
           unpinned_(std::exchange(o.unpinned_, nested)),
           give_back_(std::exchange(o.give_back_, false)) {}
     guard(const guard&) = delete;
@@ -331,6 +348,10 @@ class epoch_domain {
     guard& operator=(guard&&) = delete;
     NUMAMAP_ALWAYS_INLINE ~guard() {
       if (unpinned_ != nested) {
+        // The pin's retirements reached the pace: collect now, still pinned (collect's
+        // back-pressure reads the pin) and holding no lock of the map, since every lock a
+        // map takes is released before the outermost guard that covers it dies.
+        if (r_->since_collect >= collect_every) d_->collect_due(r_);
         // (D4) release: every access this thread made while pinned happens before a
         //      thread that reads this value in a scan (D6) and then frees.
         r_->word.store(unpinned_, std::memory_order_release);
@@ -342,6 +363,7 @@ class epoch_domain {
 
    private:
     static constexpr std::uint64_t nested = ~std::uint64_t{0};
+    epoch_domain* d_;
     thread_record* r_;
     std::uint64_t unpinned_;  // the word to store when unpinning; `nested`: nothing to do
     bool give_back_;
@@ -354,12 +376,12 @@ class epoch_domain {
     thread_record* r = local_record();
     // Relaxed: only this thread writes its own word.
     if ((r->word.load(std::memory_order_relaxed) & 1U) != 0) {
-      return {r, guard::nested_word()};  // already pinned: nested, no cost
+      return {this, r, guard::nested_word()};  // already pinned: nested, no cost
     }
     const std::uint64_t unpinned = announce(r);
     // Once the thread's cache is gone, r was claimed for this pin (local_record_slow): the
     // guard gives it back when it unpins.
-    return {r, unpinned, fast_slot().cache_gone};
+    return {this, r, unpinned, fast_slot().cache_gone};
   }
 
   /// Unpins the thread at its destruction, unconditionally: the guard of try_pin_outer().
@@ -404,11 +426,15 @@ class epoch_domain {
   static constexpr std::size_t weight_of(std::size_t bytes) noexcept { return 1 + bytes / 1024; }
 
   /// Hands p to the reclaimer. p must be unreachable for threads that pin from now on.
-  /// The caller must be pinned. May throw std::bad_alloc (the bag grows); then p is not
-  /// retired and the caller still owns it. `weight` counts p against collect_every: 1 for a
-  /// small object, weight_of(bytes) for a big one (a retired table), so that a thread that
-  /// retires big objects collects soon and their memory comes back while it is still warm,
-  /// instead of after 64 of them.
+  /// The caller must be pinned (by a guard of pin(): its end collects). May throw
+  /// std::bad_alloc (the bag grows); then p is not retired and the caller still owns it.
+  /// `weight` counts p against collect_every: 1 for a small object, weight_of(bytes) for a
+  /// big one (a retired table), so that a thread that retires big objects collects soon and
+  /// their memory comes back while it is still warm, instead of after 64 of them.
+  /// Frees nothing itself: the caller may hold a shard's mutex (a rebuild retires the old
+  /// table under it), and a free runs a user's destructor, which may call the map and take
+  /// that mutex. The collect comes at the end of the caller's outermost pin (guard), where
+  /// the thread holds no lock of the map (decisions.md D44).
   void retire(void* p, void (*free_fn)(void*, void*), void* ctx, std::size_t weight = 1) {
     thread_record* r = local_record();
     // (D8) seq_cst fence: orders the caller's unlinking store before the load of E below,
@@ -417,10 +443,6 @@ class epoch_domain {
     const std::uint64_t e = global_->load(std::memory_order_relaxed);
     r->bag.push_back(retired{p, free_fn, ctx, e});
     r->since_collect += weight;
-    if (r->since_collect >= collect_every) {
-      r->since_collect = 0;
-      collect(r);
-    }
   }
 
   /// Makes room for n more retire() calls by the record's owner, so that they cannot fail.
@@ -680,6 +702,12 @@ class epoch_domain {
       return e + 1;
     }
     return e;
+  }
+
+  /// The end of an outermost pin whose retirements reached collect_every (guard).
+  NUMAMAP_NOINLINE void collect_due(thread_record* r) noexcept {
+    r->since_collect = 0;
+    collect(r);
   }
 
   /// Frees what the epoch allows from r's bag and from the bags of records given back with

@@ -439,6 +439,7 @@ class shard {
     } else if (!v.amended()) {
       return false;
     }
+    free_after_unlock later(this);  // dies after lk
     std::lock_guard<adaptive_mutex> lk(mu_);
     v = load_view(std::memory_order_relaxed);  // (S2) relaxed: mu_ orders writers of read_
     if (entry_t* e = v.find(hv, eq)) {
@@ -449,7 +450,7 @@ class shard {
     entry_t* e = dirty_->find(hv.bucket_bits(), eq);
     bool done = false;
     if (e != nullptr) {
-      prev = drop_dirty_locked(e, rec);
+      prev = drop_dirty_locked(e, rec, later);
       done = true;
     }
     miss_locked();
@@ -493,6 +494,7 @@ class shard {
     } else if (!v.amended()) {
       return false;
     }
+    free_after_unlock later(this);  // dies after lk
     std::lock_guard<adaptive_mutex> lk(mu_);
     v = load_view(std::memory_order_relaxed);  // as (S2)
     if (entry_t* e = v.find(hv, eq)) {
@@ -511,7 +513,7 @@ class shard {
     bool done = false;
     if (matches(s.word)) {
       if (is_delete) {
-        prev = drop_dirty_locked(e, rec);
+        prev = drop_dirty_locked(e, rec, later);
       } else {
         if (!have_w) {
           w = produce();
@@ -678,6 +680,39 @@ class shard {
  private:
   // ---- locked helpers (mu_ held) ------------------------------------------------------
 
+  /// What a write drops while it holds mu_ (a key it removes from the dirty map, a value it
+  /// made and does not store): at most one key and one word, freed when this object dies.
+  /// Declared before the lock_guard, it dies after the unlock, so the users' destructors
+  /// run with no lock of the map held and may call the map, this one included (decisions.md
+  /// D44).
+  class free_after_unlock {
+   public:
+    explicit free_after_unlock(shard* s) noexcept : s_(s) {}
+    free_after_unlock(const free_after_unlock&) = delete;
+    free_after_unlock& operator=(const free_after_unlock&) = delete;
+    free_after_unlock(free_after_unlock&&) = delete;
+    free_after_unlock& operator=(free_after_unlock&&) = delete;
+    ~free_after_unlock() {
+      if (has_key_) s_->free_key_slot(key_);
+      if (has_word_) s_->free_word(word_);
+    }
+    void key(const key_slot<Key>& k) noexcept {
+      key_ = k;
+      has_key_ = true;
+    }
+    void word(std::uint64_t w) noexcept {
+      word_ = w;
+      has_word_ = true;
+    }
+
+   private:
+    shard* s_;
+    key_slot<Key> key_{};
+    std::uint64_t word_ = 0;
+    bool has_key_ = false;
+    bool has_word_ = false;
+  };
+
   /// The writer's lock-free probe of view v's table; on a miss, `stop` says where it ended.
   template <class Eq>
   static entry_t* find_for_write(const view& v, const hashed& hv, const Eq& eq, stop_hint& stop,
@@ -729,6 +764,9 @@ class shard {
                                                    stop_hint stop) {
     std::uint64_t w = premade != nullptr ? *premade : 0;
     bool have_w = premade != nullptr;
+    // A word not stored is handed to `later` (and have_w cleared) while mu_ is held, and
+    // freed once lk is released.
+    free_after_unlock later(this);
     try {
       if (stop.table != nullptr) stop.table->prefetch_used();  // as in swap
       std::lock_guard<adaptive_mutex> lk(mu_);
@@ -737,7 +775,10 @@ class shard {
       if (e == nullptr && v.amended()) {
         if (entry_t* d = dirty_->find(hv.bucket_bits(), eq)) {
           const std::uint64_t found = d->read().word;  // dirty entries are present
-          if (have_w) free_word(w);
+          if (have_w) {
+            later.word(w);
+            have_w = false;
+          }
           miss_locked();  // last: it may promote, moving d
           return {found, true};
         }
@@ -761,7 +802,10 @@ class shard {
       // The key's entry in the current table.
       const auto s = e->read();
       if (s.state == state_present) {
-        if (have_w) free_word(w);
+        if (have_w) {
+          later.word(w);
+          have_w = false;
+        }
         return {s.word, true};
       }
       // Deleted, in the current table: revive it (a lock-free store may win the race).
@@ -770,7 +814,10 @@ class shard {
         have_w = true;
       }
       const auto r = try_load_or_store(e, load_view(std::memory_order_relaxed).table(), w, rec);
-      if (r.first == 1) free_word(w);
+      if (r.first == 1) {
+        later.word(w);
+        have_w = false;
+      }
       return {r.second, r.first == 1};
     } catch (...) {
       if (have_w) free_word(w);
@@ -1030,10 +1077,12 @@ class shard {
   }
 
   /// Removes a dirty-map entry (present by the invariants); returns its word, which the
-  /// caller retires. Only mu_ holders ever reach a dirty entry, so its key is freed at once.
-  std::uint64_t drop_dirty_locked(entry_t* e, thread_record* rec) noexcept {
+  /// caller retires. Only mu_ holders ever reach a dirty entry, so its key needs no epoch:
+  /// it goes to `later`, freed once mu_ is released.
+  std::uint64_t drop_dirty_locked(entry_t* e, thread_record* rec,
+                                  free_after_unlock& later) noexcept {
     const std::uint64_t w = e->word.load(std::memory_order_relaxed);
-    free_key(*e);
+    later.key(e->stored_key);
     dirty_->erase(e);  // moves other dirty entries: e is gone
     add_size(rec, -1);
     return w;
