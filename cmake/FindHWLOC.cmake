@@ -3,17 +3,21 @@
 # Shipped with numamap and installed next to numamapConfig.cmake, so a consumer's
 # find_package(numamap) re-finds hwloc the same way the numamap build did.
 #
+# numamap needs only the headers: it opens libhwloc.so.15 at run time with dlopen
+# (include/numamap/detail/hwloc.hpp), so the library is looked for but not required.
+#
 # pkg-config (hwloc.pc) is asked first when available; its directories are then used as hints
 # for find_path/find_library, so the module also works without pkg-config.
 #
 # Result variables:
-#   HWLOC_FOUND         TRUE when hwloc.h and the library were found
+#   HWLOC_FOUND         TRUE when hwloc.h was found (and its version is new enough)
 #   HWLOC_INCLUDE_DIRS  where hwloc.h lives
-#   HWLOC_LIBRARIES     the library to link
+#   HWLOC_LIBRARIES     the library, when found (numamap does not link it)
 #   HWLOC_VERSION       from pkg-config, else derived from HWLOC_API_VERSION in hwloc.h
-# Imported target (GLOBAL, so a parent project that adds numamap with add_subdirectory or
-# FetchContent can resolve it through numamap::numamap):
-#   HWLOC::hwloc
+# Imported targets (GLOBAL, so a parent project that adds numamap with add_subdirectory or
+# FetchContent can resolve them through numamap::numamap):
+#   HWLOC::headers      include directory only, nothing to link (what numamap::numamap uses)
+#   HWLOC::hwloc        the headers and the library, when the library was found
 # Cache variables HWLOC_INCLUDE_DIR and HWLOC_LIBRARY may be set to override the search.
 
 find_package(PkgConfig QUIET)
@@ -41,11 +45,19 @@ endif()
 
 include(FindPackageHandleStandardArgs)
 find_package_handle_standard_args(HWLOC
-  REQUIRED_VARS HWLOC_LIBRARY HWLOC_INCLUDE_DIR
+  REQUIRED_VARS HWLOC_INCLUDE_DIR
   VERSION_VAR HWLOC_VERSION)
 
 if(HWLOC_FOUND)
   set(HWLOC_INCLUDE_DIRS "${HWLOC_INCLUDE_DIR}")
+  set(HWLOC_LIBRARIES "")
+  if(NOT TARGET HWLOC::headers)
+    add_library(HWLOC::headers INTERFACE IMPORTED GLOBAL)
+    set_target_properties(HWLOC::headers PROPERTIES
+      INTERFACE_INCLUDE_DIRECTORIES "${HWLOC_INCLUDE_DIR}")
+  endif()
+endif()
+if(HWLOC_FOUND AND HWLOC_LIBRARY)
   set(HWLOC_LIBRARIES "${HWLOC_LIBRARY}")
   if(NOT TARGET HWLOC::hwloc)
     add_library(HWLOC::hwloc UNKNOWN IMPORTED GLOBAL)

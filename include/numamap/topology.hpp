@@ -82,6 +82,10 @@ class topology {
       throw std::invalid_argument(
           "numamap::topology::synthetic: empty hwloc synthetic description \"" + desc + "\"");
     }
+    if (const std::string too_big = synthetic_too_large(desc); !too_big.empty()) {
+      throw std::invalid_argument("numamap::topology::synthetic: hwloc synthetic description \"" +
+                                  desc + "\" " + too_big);
+    }
     detail::raw_topology raw;
     std::string why;
     if (!detail::hwloc_discover(detail::hwloc_input::synthetic, desc, raw, why)) {
@@ -90,7 +94,11 @@ class topology {
           "description \"" +
           desc + "\"" + bad_synthetic_token(desc) + ": " + why);
     }
-    return topology(std::move(raw));
+    try {
+      return topology(std::move(raw));
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument("numamap::topology::synthetic(\"" + desc + "\"): " + e.what());
+    }
 #else
     throw std::runtime_error("numamap::topology::synthetic(\"" + desc +
                              "\"): numamap was built without hwloc (NUMAMAP_HAVE_HWLOC=0); "
@@ -115,7 +123,11 @@ class topology {
     if (!detail::hwloc_discover(detail::hwloc_input::xml, path, raw, why)) {
       throw std::invalid_argument("numamap::topology::from_xml: \"" + path + "\": " + why);
     }
-    return topology(std::move(raw));
+    try {
+      return topology(std::move(raw));
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument("numamap::topology::from_xml: \"" + path + "\": " + e.what());
+    }
 #else
     throw std::runtime_error("numamap::topology::from_xml(\"" + path +
                              "\"): numamap was built without hwloc (NUMAMAP_HAVE_HWLOC=0); "
@@ -207,6 +219,8 @@ class topology {
  private:
   friend struct detail::topology_access;
   static constexpr unsigned invalid = ~0U;
+  static constexpr node_id max_node_id = (1U << 16U) - 1;
+  static constexpr unsigned max_cpu_id = (1U << 20U) - 1;
 
   explicit topology(detail::raw_topology raw) : source_(raw.source), foreign_(raw.foreign) {
     std::sort(raw.nodes.begin(), raw.nodes.end(),
@@ -214,6 +228,20 @@ class topology {
     if (raw.nodes.empty()) {
       throw std::invalid_argument("numamap::topology: the " + std::string(source_) +
                                   " topology has no NUMA node");
+    }
+    // The lookup tables below are indexed by id: an id past these bounds is no real
+    // machine's (Linux: 1024 nodes, 8192 cpus at most) and would make them gigabytes.
+    if (raw.nodes.back().id > max_node_id) {
+      throw std::invalid_argument(
+          "numamap::topology: node id " + std::to_string(raw.nodes.back().id) + " in the " +
+          std::string(source_) + " topology is above " + std::to_string(max_node_id));
+    }
+    for (const auto& cpu_node : raw.cpus) {
+      if (cpu_node.first > max_cpu_id) {
+        throw std::invalid_argument("numamap::topology: cpu id " + std::to_string(cpu_node.first) +
+                                    " in the " + std::string(source_) + " topology is above " +
+                                    std::to_string(max_cpu_id));
+      }
     }
     drop_memoryless_nodes(raw);
     node_id max_id = raw.nodes.back().id;
@@ -237,7 +265,12 @@ class topology {
                                     " maps to unknown node " + std::to_string(node));
       }
       if (cpu >= cpu_node_.size()) cpu_node_.resize(static_cast<std::size_t>(cpu) + 1, invalid);
-      if (cpu_node_[cpu] != invalid) continue;  // a cpu belongs to one node only
+      if (cpu_node_[cpu] != invalid) {  // a cpu belongs to one node only
+        throw std::invalid_argument("numamap::topology: cpu " + std::to_string(cpu) +
+                                    " is listed twice in the " + std::string(source_) +
+                                    " topology (nodes " + std::to_string(cpu_node_[cpu]) + " and " +
+                                    std::to_string(node) + ")");
+      }
       cpu_node_[cpu] = node;
       cpus_.push_back(cpu);
       nodes_[node_index_[node]].cpus.push_back(cpu);
@@ -362,6 +395,50 @@ class topology {
   }
 
 #if NUMAMAP_HAVE_HWLOC
+  // What hwloc would build, bounded before it builds it: the product of the levels' counts
+  // (the number of cpus) and every number in an `indexes=` list must stay within the ids a
+  // topology accepts (hwloc spent minutes and gigabytes on "pack:99999999 pu:1", or on an
+  // index of 4e9, before numamap could refuse the result). "" when within bounds, or when the
+  // description is malformed in a way hwloc will report itself.
+  static std::string synthetic_too_large(const std::string& desc) {
+    std::istringstream in(desc);
+    std::uint64_t cpus = 1;
+    for (std::string tok; in >> tok;) {
+      const std::size_t colon = tok.find(':');
+      if (colon != std::string::npos && tok[0] != '[') {
+        std::uint64_t count = 0;
+        std::size_t i = colon + 1;
+        for (; i < tok.size() && tok[i] >= '0' && tok[i] <= '9' && count <= max_cpu_id; ++i) {
+          count = count * 10 + static_cast<std::uint64_t>(tok[i] - '0');
+        }
+        if (i > colon + 1) cpus *= std::max<std::uint64_t>(count, 1);
+        if (cpus > std::uint64_t{max_cpu_id} + 1) {
+          return "describes more than " + std::to_string(max_cpu_id + 1) + " cpus (at '" + tok +
+                 "')";
+        }
+      }
+      const std::size_t idx = tok.find("indexes=");
+      if (idx == std::string::npos) continue;
+      std::uint64_t v = 0;
+      bool digits = false;
+      for (std::size_t i = idx + 8; i <= tok.size(); ++i) {
+        if (i < tok.size() && tok[i] >= '0' && tok[i] <= '9') {
+          v = std::min<std::uint64_t>(v * 10 + static_cast<std::uint64_t>(tok[i] - '0'),
+                                      std::uint64_t{1} << 40U);
+          digits = true;
+          continue;
+        }
+        if (digits && v > max_cpu_id) {
+          return "has index " + (v < (std::uint64_t{1} << 40U) ? std::to_string(v) : "past 2^40") +
+                 ", above " + std::to_string(max_cpu_id) + " (at '" + tok + "')";
+        }
+        v = 0;
+        digits = false;
+      }
+    }
+    return {};
+  }
+
   // hwloc only says EINVAL (its message needs HWLOC_SYNTHETIC_VERBOSE=1 and goes to stderr):
   // find the first token whose addition makes the description fail. A prefix is tried with a
   // "pu:1" level appended, since hwloc requires the last level to be PU.
@@ -375,11 +452,7 @@ class topology {
       const bool is_pu =
           tok.size() >= 2 && (tok[0] == 'p' || tok[0] == 'P') && (tok[1] == 'u' || tok[1] == 'U');
       const std::string candidate = is_pu ? prefix : prefix + " pu:1";
-      hwloc_topology_t t = nullptr;
-      if (hwloc_topology_init(&t) != 0) return {};
-      const int rc = hwloc_topology_set_synthetic(t, candidate.c_str());
-      hwloc_topology_destroy(t);
-      if (rc != 0) return " at token '" + tok + "'";
+      if (!detail::hwloc_synthetic_accepted(candidate)) return " at token '" + tok + "'";
     }
     return tokens.empty() ? std::string()
                           : " at token '" + tokens.back() + "' (the last level must be pu)";

@@ -262,7 +262,8 @@ ldd "$busybox" >/dev/null 2>&1 && die "$busybox is dynamically linked; the guest
 command -v cpio >/dev/null 2>&1 || die "cpio not found: install cpio"
 
 # The initramfs: busybox, /init, the test program at /numa-vm-guest, and every library ldd
-# lists plus the dynamic loader, at the same paths. Uncompressed: TCG is slow at gunzip.
+# lists (for the program, and for the hwloc and libnuma it loads at run time) plus the
+# dynamic loader, at the same paths. Uncompressed: TCG is slow at gunzip.
 build_initramfs() {
   local out="$1" root="$1.root"
   rm -rf "$root"
@@ -271,8 +272,15 @@ build_initramfs() {
   cp "$here/init.sh" "$root/init"
   chmod 755 "$root/init" "$root/bin/busybox"
   cp "$guest" "$root/numa-vm-guest"
-  local libs lib
+  local libs lib dl
   libs="$(ldd "$guest")" || die "ldd $guest failed"
+  # numamap loads hwloc and libnuma with dlopen (decisions.md D46): ldd of the program does
+  # not list them. Add them, and what they need, where this machine has them.
+  for dl in libhwloc.so.15 libnuma.so.1; do
+    lib="$(ldconfig -p 2>/dev/null | awk -v n="$dl" '$1 == n && /x86-64/ { print $NF; exit }')"
+    [ -n "$lib" ] || continue
+    libs+=$'\n'"$dl => $lib (0x0)"$'\n'"$(ldd "$lib")" || die "ldd $lib failed"
+  done
   if grep -q "not found" <<<"$libs"; then
     die "ldd $guest: a library is not found:
 $libs"

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <new>
 #include <random>
@@ -484,6 +485,48 @@ TEST_CASE("bind refuses a chunk the node has no room for, with bad_alloc", "[mem
     void* q = relaxed.allocate(64, 8, node);
     CHECK(q != nullptr);
     relaxed.deallocate(q, 64, 8, node);
+  }
+}
+
+TEST_CASE("requests no address space can hold throw bad_alloc and map nothing", "[memory]") {
+  // Near SIZE_MAX the rounding to pages and to the 2 MiB chunk alignment wrapped around: a
+  // request mapped one page, unmapped 2 MiB of other mappings above it and returned a
+  // pointer.
+  const numamap::node_id node = topology::system().nodes().front().id;
+  constexpr std::size_t max = std::numeric_limits<std::size_t>::max();
+  constexpr bool sanitized = NUMAMAP_ASAN != 0 || NUMAMAP_TSAN != 0;
+  const std::size_t sizes[] = {max, max - (std::size_t{2} << 20) + 2, max - 4095,
+                               std::size_t{1} << 63U};
+  for (const numa_policy policy :
+       {numa_policy::preferred, numa_policy::bind, numa_policy::interleave}) {
+    numa_memory m(policy);
+    void* before = m.allocate(std::size_t{4} << 20, 64, node);  // a mapping of its own
+    std::memset(before, 0x5a, std::size_t{4} << 20);
+    const std::size_t mapped = m.is_fallback() ? 0 : m.mapped_bytes(node);
+    // The heap fallback passes them to operator new, whose sanitizer builds abort on them.
+    if (!m.is_fallback() || !sanitized) {
+      for (const std::size_t size : sizes) {
+        // volatile: the size is not a constant GCC checks against the largest object size.
+        const volatile std::size_t bytes = size;
+        CAPTURE(size);
+        CHECK_THROWS_AS(m.allocate(bytes, 8, node), std::bad_alloc);
+      }
+      CHECK_THROWS_AS(m.allocate(64, std::size_t{1} << 63U, node), std::bad_alloc);
+    }
+    if (!m.is_fallback()) CHECK(m.mapped_bytes(node) == mapped);
+    // The mapping made before is intact, and the resource still allocates.
+    const auto* bytes = static_cast<const unsigned char*>(before);
+    CHECK(std::all_of(bytes, bytes + (std::size_t{4} << 20),
+                      [](unsigned char c) { return c == 0x5a; }));
+    m.deallocate(before, std::size_t{4} << 20, 64, node);
+    void* p = m.allocate(std::size_t{3} << 20, 64, node);
+    CHECK(p != nullptr);
+    m.deallocate(p, std::size_t{3} << 20, 64, node);
+  }
+  if (!sanitized) {
+    heap_memory h;
+    const volatile std::size_t bytes = max - 4095;
+    CHECK_THROWS_AS(h.allocate(bytes, 8, node), std::bad_alloc);
   }
 }
 

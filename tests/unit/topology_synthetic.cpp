@@ -4,6 +4,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "numamap/topology.hpp"
 #include "test_catch.hpp"
@@ -149,6 +150,30 @@ TEST_CASE("malformed synthetic descriptions throw invalid_argument naming the in
   } catch (const std::invalid_argument& e) {
     CHECK(message_contains(e, "'bogus:3'"));
   }
+}
+
+TEST_CASE("synthetic descriptions past the id bounds are refused before hwloc builds them",
+          "[topology]") {
+  // hwloc ran for minutes on the first, and allocated gigabytes for the second.
+  const std::pair<const char*, const char*> cases[] = {
+      {"pack:99999999 pu:1", "more than 1048576 cpus"},
+      {"pack:1024 core:1024 pu:2", "more than 1048576 cpus"},
+      {"pack:1 numa:1 pu:2(indexes=0,4000000000)", "has index 4000000000"},
+      {"pack:1 numa:1(indexes=99999999999999999999) pu:2", "has index past 2^40"},
+  };
+  for (const auto& [desc, what] : cases) {
+    INFO(desc);
+    try {
+      (void)topology::synthetic(desc);
+      FAIL("no exception");
+    } catch (const std::invalid_argument& e) {
+      CHECK(message_contains(e, std::string("\"") + desc + "\""));
+      CHECK(message_contains(e, what));
+    }
+  }
+  // Within the bounds: 1024 x 1024 cpus are allowed (not built here), indexes up to 1048575.
+  const topology t = topology::synthetic("pack:1 numa:1 pu:2(indexes=0,1048575)");
+  CHECK(t.node_of_cpu(1048575) == 0U);
 }
 
 TEST_CASE("unknown cpus and nodes throw out_of_range naming them", "[topology]") {

@@ -5,11 +5,13 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -68,6 +70,36 @@ TEST_CASE("parse_id_list reads Linux cpu and node lists", "[topology]") {
   CHECK_FALSE(numamap::detail::parse_id_list("1,,2", ids));
   CHECK_FALSE(numamap::detail::parse_id_list("3-1", ids));
   CHECK_FALSE(numamap::detail::parse_id_list("a-b", ids));
+}
+
+TEST_CASE("parse_id_list rejects what it would misread", "[topology]") {
+  std::vector<unsigned> ids;
+  // Whitespace around the list only: "1 2" was read as cpu 12.
+  CHECK(numamap::detail::parse_id_list(" 0-2 \n", ids));
+  CHECK(ids == std::vector<unsigned>{0, 1, 2});
+  CHECK_FALSE(numamap::detail::parse_id_list("1 2", ids));
+  CHECK_FALSE(numamap::detail::parse_id_list("0, 1", ids));
+  // Ids past 2^32 - 2 were truncated: "4294967296" was cpu 0.
+  CHECK(numamap::detail::parse_id_list("4294967294", ids));
+  CHECK(ids == std::vector<unsigned>{4294967294U});
+  CHECK_FALSE(numamap::detail::parse_id_list("4294967295", ids));
+  CHECK_FALSE(numamap::detail::parse_id_list("4294967296", ids));
+  CHECK_FALSE(numamap::detail::parse_id_list("99999999999", ids));
+  // Signs, stray characters, open and reversed ranges.
+  for (const char* bad : {"+3", "3-+5", "-1", "0-", "0,", ",0", "0x10", "0-3x", "2-1", "0--3"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(numamap::detail::parse_id_list(bad, ids));
+  }
+}
+
+TEST_CASE("parse_distances reads a node's distance row and rejects the rest", "[topology]") {
+  std::vector<unsigned> d;
+  CHECK(numamap::detail::parse_distances("10 21 255\n", d));
+  CHECK(d == std::vector<unsigned>{10, 21, 255});
+  for (const char* bad : {"10 -5", "10 +5", "10 9", "10 256", "10 1e3", "10 x"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(numamap::detail::parse_distances(bad, d));
+  }
 }
 
 TEST_CASE("system() is discovered once and agrees with /sys/devices/system/node", "[topology]") {
@@ -182,6 +214,98 @@ TEST_CASE("sysfs backend on a missing tree throws naming the path", "[topology]"
   } catch (const std::runtime_error& e) {
     CHECK(std::string(e.what()).find(root) != std::string::npos);
   }
+}
+
+namespace {
+/// A copy of the sysfs-3node fixture in a fresh directory, with one file replaced.
+class edited_fixture {
+ public:
+  edited_fixture(const std::string& file, const std::string& text) {
+    char tmpl[] = "/tmp/numamap-sysfs-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    root_ = tmpl;
+    std::filesystem::copy(data_path("sysfs-3node"), root_,
+                          std::filesystem::copy_options::recursive);
+    std::ofstream(root_ + "/" + file, std::ios::trunc) << text;
+  }
+  edited_fixture(const edited_fixture&) = delete;
+  edited_fixture& operator=(const edited_fixture&) = delete;
+  edited_fixture(edited_fixture&&) = delete;
+  edited_fixture& operator=(edited_fixture&&) = delete;
+  ~edited_fixture() {
+    std::error_code ec;
+    std::filesystem::remove_all(root_, ec);
+  }
+  const std::string& root() const noexcept { return root_; }
+
+ private:
+  std::string root_;
+};
+}  // namespace
+
+TEST_CASE("sysfs backend: a cpu in two nodes, a bad distance row, a huge MemTotal", "[topology]") {
+  SECTION("a cpu listed by two nodes is rejected, naming it") {
+    const edited_fixture f("node/node2/cpulist", "1-3\n");  // cpu 1 is node 0's too
+    try {
+      (void)topology_access::from_sysfs(f.root());
+      FAIL("no exception");
+    } catch (const std::invalid_argument& e) {
+      CHECK(std::string(e.what()).find("cpu 1 is listed twice") != std::string::npos);
+    }
+  }
+  SECTION("a malformed distance row is dropped, not misread") {
+    const edited_fixture f("node/node0/distance", "10 -5 15\n");  // "-5" was 4294967291
+    const topology t = topology_access::from_sysfs(f.root());
+    CHECK(t.distance(0, 2) == 20);  // the default for nodes of two packages
+    CHECK(t.distance(2, 0) == 20);  // node 2's own row, as in the file
+    CHECK(t.nodes()[0].cpus == std::vector<unsigned>{0, 1, 4, 5});  // node 3's cpus: nearest
+  }
+  SECTION("a MemTotal past 2^54 kB saturates instead of wrapping to 0") {
+    const edited_fixture f("node/node2/meminfo", "Node 2 MemTotal: 18014398509481984 kB\n");
+    const topology t = topology_access::from_sysfs(f.root());
+    REQUIRE(t.has_node(2));  // a node with 0 bytes would have been dropped
+    CHECK(t.nodes()[1].local_memory_bytes == ~std::uint64_t{0});
+  }
+  SECTION("a malformed cpulist names the file") {
+    const edited_fixture f("node/node2/cpulist", "2 3\n");
+    try {
+      (void)topology_access::from_sysfs(f.root());
+      FAIL("no exception");
+    } catch (const std::runtime_error& e) {
+      CHECK(std::string(e.what()).find("node2/cpulist") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("ids no machine has are rejected before the lookup tables are sized by them",
+          "[topology]") {
+  // A node id of 4e9 sized a table of 4e9 entries (16 GiB) before.
+  numamap::detail::raw_topology raw;
+  raw.nodes.push_back({4000000000U, 0, 1});
+  raw.cpus.emplace_back(0, 4000000000U);
+  try {
+    (void)topology_access::from_raw(raw);
+    FAIL("no exception");
+  } catch (const std::invalid_argument& e) {
+    CHECK(std::string(e.what()).find("node id 4000000000") != std::string::npos);
+  }
+  raw.nodes = {{0, 0, 1}};
+  raw.cpus = {{4000000000U, 0}};
+  try {
+    (void)topology_access::from_raw(raw);
+    FAIL("no exception");
+  } catch (const std::invalid_argument& e) {
+    CHECK(std::string(e.what()).find("cpu id 4000000000") != std::string::npos);
+  }
+  // The largest ids allowed still work.
+  raw.nodes = {{65535, 0, 1}};
+  raw.cpus = {{1048575, 65535}};
+  const topology t = topology_access::from_raw(raw);
+  CHECK(t.node_of_cpu(1048575) == 65535U);
+  // A cpu listed twice, even for the same node.
+  raw.nodes = {{0, 0, 1}};
+  raw.cpus = {{3, 0}, {3, 0}};
+  CHECK_THROWS_AS(topology_access::from_raw(raw), std::invalid_argument);
 }
 
 TEST_CASE("inconsistent raw topologies are rejected", "[topology]") {

@@ -1,6 +1,12 @@
 // topology::from_xml — SPEC "Topology": XML written by `lstopo --of xml` (fixtures in
 // tests/data, see tests/data/README.md), distances from the NUMALatency matrix, errors naming
 // the path.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -90,6 +96,35 @@ TEST_CASE("a broken XML file throws invalid_argument naming the path", "[topolog
       CHECK(message_contains(e, path));
     }
   }
+}
+
+TEST_CASE("an XML file that lists a cpu twice throws invalid_argument naming the path and cpu",
+          "[topology]") {
+  // topo-2pack-4node.xml with its PU os_index 1 renamed 0: one cpu in two places.
+  std::string xml;
+  {
+    std::ifstream in(data_path("topo-2pack-4node.xml"));
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    xml = ss.str();
+  }
+  const std::string from = R"(type="PU" os_index="1")";
+  const std::size_t at = xml.find(from);
+  REQUIRE(at != std::string::npos);
+  xml.replace(at, from.size(), R"(type="PU" os_index="0")");
+  char path[] = "/tmp/numamap-dup-pu-XXXXXX";
+  const int fd = ::mkstemp(path);
+  REQUIRE(fd >= 0);
+  ::close(fd);
+  std::ofstream(path, std::ios::trunc) << xml;
+  try {
+    (void)topology::from_xml(path);
+    FAIL("no exception");
+  } catch (const std::invalid_argument& e) {
+    CHECK(message_contains(e, path));
+    CHECK(message_contains(e, "cpu 0 is listed twice"));
+  }
+  std::remove(path);
 }
 
 #else  // !NUMAMAP_HAVE_HWLOC

@@ -45,6 +45,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <new>
@@ -104,6 +105,11 @@ inline std::size_t round_up(std::size_t n, std::size_t to) noexcept {
   return (n + to - 1) / to * to;
 }
 
+/// The largest request, and alignment, a node arena maps: 2^62 bytes, more than any address
+/// space, so a request above it can only fail; below it the rounding to pages and to the
+/// chunk alignment cannot wrap around.
+inline constexpr std::size_t arena_large_max = std::size_t{1} << 62U;
+
 /// Each size class has this many independent lanes (free list, bump run, lock); a thread
 /// always uses the same lane, and threads are spread over the lanes round-robin, so threads
 /// that allocate and free entries at once rarely wait for each other. A block freed by
@@ -130,6 +136,7 @@ inline std::size_t arena_run_size(std::size_t cls) noexcept {
 inline void* map_aligned(std::size_t len, std::size_t align) noexcept {
   const std::size_t page = os_page_size();
   const std::size_t extra = align > page ? align : 0;
+  if (len == 0 || len > std::numeric_limits<std::size_t>::max() - extra) return nullptr;
   void* p = ::mmap(nullptr, len + extra, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return nullptr;
@@ -275,6 +282,9 @@ class node_arena {
   }
 
   void* allocate_large(std::size_t bytes, std::size_t align) {
+    // No mapping can be this large (the address space is far smaller); refused before the
+    // rounding below wraps around and maps a few pages for a request near SIZE_MAX.
+    if (bytes > arena_large_max || align > arena_large_max) throw std::bad_alloc();
     const std::size_t len = round_up(bytes == 0 ? 1 : bytes, os_page_size());
     const std::size_t alignment =
         std::max(align, len >= arena_chunk_align ? arena_chunk_align : os_page_size());
@@ -333,7 +343,7 @@ class node_arena {
     std::uint64_t free_bytes = 0;
     std::uint64_t total = 0;
     if (!numa_syscalls().node_memory(node_, &free_bytes, &total)) return true;
-    return free_bytes >= len + bind_headroom(total);
+    return free_bytes >= len && free_bytes - len >= bind_headroom(total);
   }
 
   // Maps, binds and (strict) populates a region. Caller holds region_mu_. Throws bad_alloc.

@@ -42,44 +42,60 @@ inline bool read_text_file(const std::string& path, std::string& out) {
   return true;
 }
 
-/// Parses a Linux cpu/node list such as "0-3,8,10-11\n". Returns false on malformed input.
+/// Parses a Linux cpu/node list such as "0-3,8,10-11\n": comma-separated decimal ids and
+/// ranges, whitespace only around the whole list. Returns false on malformed input: an empty
+/// item, a sign, a space inside, a range that runs backwards or spans more than 2^20 ids, an
+/// id above 2^32 - 2 (~0U means "none" to the topology).
 inline bool parse_id_list(const std::string& text, std::vector<unsigned>& out) {
   out.clear();
-  std::string s;
-  for (char c : text) {
-    if (c != '\n' && c != ' ' && c != '\t') s.push_back(c);
-  }
-  if (s.empty()) return true;
+  const auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
   std::size_t pos = 0;
-  while (pos <= s.size()) {
-    std::size_t comma = s.find(',', pos);
-    if (comma == std::string::npos) comma = s.size();
-    const std::string item = s.substr(pos, comma - pos);
-    if (item.empty()) return false;
-    const std::size_t dash = item.find('-');
-    try {
-      std::size_t used = 0;
-      if (dash == std::string::npos) {
-        const unsigned long v = std::stoul(item, &used);
-        if (used != item.size()) return false;
-        out.push_back(static_cast<unsigned>(v));
-      } else {
-        const std::string a = item.substr(0, dash);
-        const std::string b = item.substr(dash + 1);
-        std::size_t ua = 0;
-        std::size_t ub = 0;
-        const unsigned long lo = std::stoul(a, &ua);
-        const unsigned long hi = std::stoul(b, &ub);
-        if (ua != a.size() || ub != b.size() || lo > hi || hi - lo > (1UL << 20)) return false;
-        for (unsigned long v = lo; v <= hi; ++v) out.push_back(static_cast<unsigned>(v));
-      }
-    } catch (const std::exception&) {
-      return false;
+  std::size_t end = text.size();
+  while (pos < end && is_space(text[pos])) ++pos;
+  while (end > pos && is_space(text[end - 1])) --end;
+  if (pos == end) return true;
+  constexpr std::uint64_t max_id = 0xFFFFFFFEULL;
+  // One decimal id at pos; false without a digit or past max_id.
+  const auto number = [&](std::uint64_t& v) {
+    const std::size_t start = pos;
+    v = 0;
+    while (pos < end && text[pos] >= '0' && text[pos] <= '9') {
+      v = v * 10 + static_cast<std::uint64_t>(text[pos] - '0');
+      if (v > max_id) return false;
+      ++pos;
     }
-    pos = comma + 1;
+    return pos != start;
+  };
+  for (;;) {
+    std::uint64_t lo = 0;
+    if (!number(lo)) return false;
+    std::uint64_t hi = lo;
+    if (pos < end && text[pos] == '-') {
+      ++pos;
+      if (!number(hi) || hi < lo || hi - lo > (std::uint64_t{1} << 20U)) return false;
+    }
+    for (std::uint64_t v = lo; v <= hi; ++v) out.push_back(static_cast<unsigned>(v));
+    if (pos == end) break;
+    if (text[pos] != ',') return false;
+    ++pos;
   }
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
+  return true;
+}
+
+/// Parses a node's distance row ("10 21 21\n"): decimal numbers from 10 to 255 (the ACPI
+/// SLIT's range; 255: unreachable). False on anything else: a sign, a letter, a value out of
+/// range ("-5" read as an unsigned was 4294967291).
+inline bool parse_distances(const std::string& text, std::vector<unsigned>& out) {
+  out.clear();
+  std::istringstream in(text);
+  for (std::string word; in >> word;) {
+    if (word.size() > 3 || word.find_first_not_of("0123456789") != std::string::npos) return false;
+    const unsigned v = static_cast<unsigned>(std::stoul(word));
+    if (v < 10 || v > 255) return false;
+    out.push_back(v);
+  }
   return true;
 }
 
@@ -96,7 +112,11 @@ inline std::optional<std::uint64_t> read_node_meminfo(const std::string& node_di
     std::string unit;
     if (!(rest >> v)) return std::nullopt;
     rest >> unit;
-    return unit == "kB" ? v * 1024 : v;
+    if (unit != "kB") return v;
+    // Saturates: a value past 2^54 kB is no real node's, and must not wrap to 0 (a node
+    // without memory is dropped).
+    constexpr std::uint64_t max_kb = ~std::uint64_t{0} / 1024;
+    return v > max_kb ? ~std::uint64_t{0} : v * 1024;
   }
   return std::nullopt;
 }
@@ -173,14 +193,14 @@ inline std::optional<raw_topology> sysfs_discover(const std::string& root, bool 
     sys_node n;
     n.id = id;
     const std::string dir = root + "/node/node" + std::to_string(id);
-    if (!read_text_file(dir + "/cpulist", text) || !parse_id_list(text, n.cpus))
-      return fail("cannot read " + dir + "/cpulist");
+    if (!read_text_file(dir + "/cpulist", text)) return fail("cannot read " + dir + "/cpulist");
+    if (!parse_id_list(text, n.cpus)) return fail("malformed " + dir + "/cpulist: '" + text + "'");
     n.memory = read_node_meminfo(dir, "MemTotal").value_or(0);
-    if (read_text_file(dir + "/distance", text)) {
-      std::istringstream ds(text);
-      unsigned v = 0;
-      while (ds >> v) n.distance.push_back(v);
-      if (n.distance.size() != online.size()) n.distance.clear();
+    // A row that is malformed or of the wrong length is dropped, as if absent: the node
+    // keeps the default distances (topology.md), rather than the machine losing its nodes.
+    if (!read_text_file(dir + "/distance", text) || !parse_distances(text, n.distance) ||
+        n.distance.size() != online.size()) {
+      n.distance.clear();
     }
     if (n.memory == 0) n.keep = false;
     if (have_allowed_mems && !std::binary_search(allowed_mems.begin(), allowed_mems.end(), id))
