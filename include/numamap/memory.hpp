@@ -43,13 +43,24 @@
 
 NUMAMAP_BEGIN_NAMESPACE
 
+namespace detail {
+/// operator new for a node memory resource: a request or an alignment above 2^62 bytes
+/// throws std::bad_alloc before it is passed on. libstdc++'s aligned operator new rounds the
+/// size up to the alignment, which wraps for sizes near SIZE_MAX and returned a pointer to a
+/// block of 0 bytes (aligned_alloc(8, 0)); the sanitizers' allocators abort on such sizes.
+inline void* heap_allocate(std::size_t bytes, std::size_t align) {
+  if (bytes > arena_large_max || align > arena_large_max) throw std::bad_alloc();
+  return ::operator new(bytes, std::align_val_t(align));
+}
+}  // namespace detail
+
 /// Node memory from operator new: no binding, the node argument is ignored.
 class heap_memory {
  public:
   /// Throws std::bad_alloc. Thread-safe; may block in the global allocator.
   // NOLINTNEXTLINE(readability-convert-member-functions-to-static): the NodeMemory interface
   void* allocate(std::size_t bytes, std::size_t align, node_id /*node*/) {
-    return ::operator new(bytes, std::align_val_t(align));
+    return detail::heap_allocate(bytes, align);
   }
   // NOLINTNEXTLINE(readability-convert-member-functions-to-static): the NodeMemory interface
   void deallocate(void* p, std::size_t /*bytes*/, std::size_t align, node_id /*node*/) noexcept {
@@ -145,9 +156,9 @@ class numa_state {
   }
 
   void* allocate(std::size_t bytes, std::size_t align, node_id node) {
-    if (fallback_) return ::operator new(bytes, std::align_val_t(align));
+    if (fallback_) return detail::heap_allocate(bytes, align);
     node_arena* a = arena(node);
-    if (a == nullptr) return ::operator new(bytes, std::align_val_t(align));
+    if (a == nullptr) return detail::heap_allocate(bytes, align);
     return a->allocate(bytes, align);
   }
 

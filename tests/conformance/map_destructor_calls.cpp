@@ -83,6 +83,11 @@ value_map::options one_shard_no_credits() {
 struct reentrant_key {
   std::uint64_t id = 0;
   std::uint64_t pad = 0;
+  reentrant_key(std::uint64_t i, std::uint64_t p) noexcept : id(i), pad(p) {}
+  reentrant_key(const reentrant_key&) = default;
+  reentrant_key& operator=(const reentrant_key&) = default;
+  reentrant_key(reentrant_key&&) = default;
+  reentrant_key& operator=(reentrant_key&&) = default;
   bool operator==(const reentrant_key& o) const noexcept { return id == o.id; }
   ~reentrant_key();
 };
@@ -136,7 +141,7 @@ TEST_CASE("destructor calls: values whose destructors write to the map are each 
     m.clear();
     for (std::uint64_t k = 0; k < 2000; ++k) m.store(k, {k, on_destroy::replace});
     m.clear();
-    CHECK(value_calls.load() >= 19 * 2000);
+    CHECK(value_calls.load() >= 19L * 2000);
     // What is left: the fixed keys that destructors stored after the last clear.
     std::size_t seen = 0;
     m.range([&](const std::uint64_t& k, const reentrant_value& v) {
@@ -165,8 +170,8 @@ TEST_CASE("destructor calls: a value freed while a rebuild retires may insert a 
       for (std::uint64_t k = 0; k < 3000; ++k)
         m.store(round * 100000 + 1000 + k, {0, on_destroy::nothing});
     }
-    CHECK(value_calls.load() >= 20 * 50);
-    CHECK(m.size() == 30 * 3000 + 50 + static_cast<std::size_t>(value_calls.load()));
+    CHECK(value_calls.load() >= 20L * 50);
+    CHECK(m.size() == std::size_t{30} * 3000 + 50 + static_cast<std::size_t>(value_calls.load()));
   }
   CHECK(values_live.load() == live_before);
 }

@@ -103,10 +103,11 @@ struct hwloc_api {
 template <class F>
 bool hwloc_resolve(void* handle, const char* name, F& out, const std::string& library,
                    std::string& error) {
-  (void)::dlerror();  // clear a stale error (dlerror state is per thread)
+  (void)::dlerror();  // NOLINT(concurrency-mt-unsafe): glibc keeps dlerror state per thread
   void* p = ::dlsym(handle, name);
   if (p == nullptr) {
-    const char* e = ::dlerror();
+    const char* e =
+        ::dlerror();  // NOLINT(concurrency-mt-unsafe): glibc keeps dlerror state per thread
     error = "numamap: hwloc library \"" + library + "\" lacks " + name + ": " +
             (e != nullptr ? e : "dlsym returned NULL");
     return false;
@@ -123,10 +124,11 @@ bool hwloc_resolve(void* handle, const char* name, F& out, const std::string& li
 inline hwloc_api hwloc_load(const std::string& library) {
   hwloc_api api;
   api.library = library;
-  (void)::dlerror();
+  (void)::dlerror();  // NOLINT(concurrency-mt-unsafe): glibc keeps dlerror state per thread
   void* h = ::dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (h == nullptr) {
-    const char* e = ::dlerror();
+    const char* e =
+        ::dlerror();  // NOLINT(concurrency-mt-unsafe): glibc keeps dlerror state per thread
     api.error = "numamap: cannot load the hwloc library \"" + library +
                 "\": " + (e != nullptr ? e : "dlopen returned NULL");
     return api;
@@ -261,6 +263,10 @@ inline raw_topology hwloc_copy(const hwloc_api& api, hwloc_topology_t t, const s
       const hwloc_api& api;
       hwloc_topology_t t;
       hwloc_distances_s* d;
+      release(const release&) = delete;
+      release& operator=(const release&) = delete;
+      release(release&&) = delete;
+      release& operator=(release&&) = delete;
       ~release() { api.distances_release(t, d); }
     } guard{api, t, d};
     for (unsigned i = 0; i < d->nbobjs; ++i) {
@@ -269,12 +275,22 @@ inline raw_topology hwloc_copy(const hwloc_api& api, hwloc_topology_t t, const s
           continue;
         const hwloc_uint64_t v = d->values[static_cast<std::size_t>(i) * d->nbobjs + j];
         if (v > std::numeric_limits<unsigned>::max()) {
-          const std::string what = "NUMALatency from node " + std::to_string(d->objs[i]->os_index) +
-                                   " to node " + std::to_string(d->objs[j]->os_index) + " is " +
-                                   std::to_string(v) + ", more than numamap's distances hold (" +
-                                   std::to_string(std::numeric_limits<unsigned>::max()) + ")";
-          if (!input.empty())
-            throw std::invalid_argument("numamap::topology: " + input + ": " + what);
+          std::string what = "NUMALatency from node ";
+          what += std::to_string(d->objs[i]->os_index);
+          what += " to node ";
+          what += std::to_string(d->objs[j]->os_index);
+          what += " is ";
+          what += std::to_string(v);
+          what += ", more than numamap's distances hold (";
+          what += std::to_string(std::numeric_limits<unsigned>::max());
+          what += ")";
+          if (!input.empty()) {
+            std::string msg = "numamap::topology: ";
+            msg += input;
+            msg += ": ";
+            msg += what;
+            throw std::invalid_argument(msg);
+          }
           note = "distance matrix ignored: " + what;
           raw.distances.clear();
           return raw;
@@ -358,12 +374,10 @@ inline bool hwloc_discover(hwloc_input kind, const std::string& arg, raw_topolog
           api.topology_is_thissystem(t.get()) == 0 || b == "XML" || b == "Synthetic";
       if (!foreign) {
         out.source = "hwloc";
-      } else if (b == "XML") {
-        out.source = "xml";
       } else if (b == "Synthetic" && (syn_set || !xml_set)) {
         out.source = "synthetic";
       } else {
-        out.source = "xml";
+        out.source = "xml";  // Backend XML, or a foreign topology with HWLOC_XMLFILE set
       }
       out.foreign = foreign;
       break;

@@ -51,18 +51,20 @@ struct libnuma_api {
 inline libnuma_api libnuma_load(const std::string& library) {
   libnuma_api api;
   api.library = library;
-  (void)::dlerror();  // dlerror state is per thread
+  (void)::dlerror();  // NOLINT(concurrency-mt-unsafe): glibc keeps dlerror state per thread
   void* h = ::dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (h == nullptr) {
-    const char* e = ::dlerror();
+    const char* e =
+        ::dlerror();  // NOLINT(concurrency-mt-unsafe): glibc keeps dlerror state per thread
     api.error = "numamap: cannot load the libnuma library \"" + library +
                 "\": " + (e != nullptr ? e : "dlopen returned NULL");
     return api;
   }
-  (void)::dlerror();
+  (void)::dlerror();  // NOLINT(concurrency-mt-unsafe): glibc keeps dlerror state per thread
   void* p = ::dlsym(h, "numa_available");
   if (p == nullptr) {
-    const char* e = ::dlerror();
+    const char* e =
+        ::dlerror();  // NOLINT(concurrency-mt-unsafe): glibc keeps dlerror state per thread
     api.error = "numamap: libnuma library \"" + library +
                 "\" lacks numa_available: " + (e != nullptr ? e : "dlsym returned NULL");
     return api;

@@ -92,7 +92,7 @@ inline bool parse_distances(const std::string& text, std::vector<unsigned>& out)
   std::istringstream in(text);
   for (std::string word; in >> word;) {
     if (word.size() > 3 || word.find_first_not_of("0123456789") != std::string::npos) return false;
-    const unsigned v = static_cast<unsigned>(std::stoul(word));
+    const auto v = static_cast<unsigned>(std::stoul(word));
     if (v < 10 || v > 255) return false;
     out.push_back(v);
   }
@@ -194,7 +194,14 @@ inline std::optional<raw_topology> sysfs_discover(const std::string& root, bool 
     n.id = id;
     const std::string dir = root + "/node/node" + std::to_string(id);
     if (!read_text_file(dir + "/cpulist", text)) return fail("cannot read " + dir + "/cpulist");
-    if (!parse_id_list(text, n.cpus)) return fail("malformed " + dir + "/cpulist: '" + text + "'");
+    if (!parse_id_list(text, n.cpus)) {
+      std::string why = "malformed ";
+      why += dir;
+      why += "/cpulist: '";
+      why += text;
+      why += "'";
+      return fail(why);
+    }
     n.memory = read_node_meminfo(dir, "MemTotal").value_or(0);
     // A row that is malformed or of the wrong length is dropped, as if absent: the node
     // keeps the default distances (topology.md), rather than the machine losing its nodes.
