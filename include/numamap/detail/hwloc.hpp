@@ -263,6 +263,8 @@ inline raw_topology hwloc_copy(const hwloc_api& api, hwloc_topology_t t, const s
       const hwloc_api& api;
       hwloc_topology_t t;
       hwloc_distances_s* d;
+      release(const hwloc_api& a, hwloc_topology_t tt, hwloc_distances_s* dd) noexcept
+          : api(a), t(tt), d(dd) {}
       release(const release&) = delete;
       release& operator=(const release&) = delete;
       release(release&&) = delete;
