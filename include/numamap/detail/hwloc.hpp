@@ -33,17 +33,16 @@
 //   XML parser, which reads everything lstopo writes.
 #pragma once
 
-#include <dlfcn.h>
 #include <hwloc.h>
 
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <limits>
 #include <memory>
 #include <stdexcept>
 #include <string>
 
+#include "dynamic_library.hpp"
 #include "topology_raw.hpp"
 
 #if HWLOC_API_VERSION < 0x00020000
@@ -99,22 +98,11 @@ struct hwloc_api {
   hwloc_obj_t root_obj(hwloc_topology_t t) const { return get_obj_by_depth(t, 0, 0); }
 };
 
-/// dlsym into `out`; false with `error` set when the symbol is missing.
+/// dlsym into `out`; false with `error` naming the library and the symbol when it is missing.
 template <class F>
 bool hwloc_resolve(void* handle, const char* name, F& out, const std::string& library,
                    std::string& error) {
-  (void)::dlerror();  // NOLINT(concurrency-mt-unsafe): glibc keeps dlerror state per thread
-  void* p = ::dlsym(handle, name);
-  if (p == nullptr) {
-    const char* e =
-        ::dlerror();  // NOLINT(concurrency-mt-unsafe): glibc keeps dlerror state per thread
-    error = "numamap: hwloc library \"" + library + "\" lacks " + name + ": " +
-            (e != nullptr ? e : "dlsym returned NULL");
-    return false;
-  }
-  static_assert(sizeof(F) == sizeof(void*), "function and object pointers differ in size");
-  std::memcpy(&out, &p, sizeof out);  // POSIX guarantees the conversion; no cast warning
-  return true;
+  return resolve_symbol(handle, name, out, "hwloc", library, error);
 }
 
 /// Opens `library` (a path, or a soname for the search path) RTLD_NOW | RTLD_LOCAL and
@@ -124,15 +112,8 @@ bool hwloc_resolve(void* handle, const char* name, F& out, const std::string& li
 inline hwloc_api hwloc_load(const std::string& library) {
   hwloc_api api;
   api.library = library;
-  (void)::dlerror();  // NOLINT(concurrency-mt-unsafe): glibc keeps dlerror state per thread
-  void* h = ::dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (h == nullptr) {
-    const char* e =
-        ::dlerror();  // NOLINT(concurrency-mt-unsafe): glibc keeps dlerror state per thread
-    api.error = "numamap: cannot load the hwloc library \"" + library +
-                "\": " + (e != nullptr ? e : "dlopen returned NULL");
-    return api;
-  }
+  void* h = open_library(library, "hwloc", api.error);
+  if (h == nullptr) return api;
   std::string& err = api.error;
   const bool ok =
       hwloc_resolve(h, "hwloc_get_api_version", api.get_api_version, library, err) &&
@@ -169,9 +150,7 @@ inline hwloc_api hwloc_load(const std::string& library) {
 /// The library file hwloc_lib() opens: $NUMAMAP_HWLOC_LIBRARY when set and not empty, else
 /// hwloc_default_library.
 inline std::string hwloc_library_path() {
-  // numamap never writes the environment: getenv races only with a caller's setenv.
-  const char* env = std::getenv(hwloc_library_env);  // NOLINT(concurrency-mt-unsafe)
-  return env != nullptr && *env != '\0' ? std::string(env) : std::string(hwloc_default_library);
+  return library_path(hwloc_library_env, hwloc_default_library);
 }
 
 /// The process's hwloc, opened on the first call (thread-safe: a function-local static; the

@@ -19,11 +19,9 @@
 #include "../config.hpp"
 
 #if NUMAMAP_HAVE_LIBNUMA
-#include <dlfcn.h>
 #include <numa.h>
 
-#include <cstdlib>
-#include <cstring>
+#include "dynamic_library.hpp"
 #endif
 
 NUMAMAP_BEGIN_NAMESPACE
@@ -51,35 +49,17 @@ struct libnuma_api {
 inline libnuma_api libnuma_load(const std::string& library) {
   libnuma_api api;
   api.library = library;
-  (void)::dlerror();  // NOLINT(concurrency-mt-unsafe): glibc keeps dlerror state per thread
-  void* h = ::dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (h == nullptr) {
-    const char* e =
-        ::dlerror();  // NOLINT(concurrency-mt-unsafe): glibc keeps dlerror state per thread
-    api.error = "numamap: cannot load the libnuma library \"" + library +
-                "\": " + (e != nullptr ? e : "dlopen returned NULL");
-    return api;
+  void* h = open_library(library, "libnuma", api.error);
+  if (h != nullptr) {
+    (void)resolve_symbol(h, "numa_available", api.available, "libnuma", library, api.error);
   }
-  (void)::dlerror();  // NOLINT(concurrency-mt-unsafe): glibc keeps dlerror state per thread
-  void* p = ::dlsym(h, "numa_available");
-  if (p == nullptr) {
-    const char* e =
-        ::dlerror();  // NOLINT(concurrency-mt-unsafe): glibc keeps dlerror state per thread
-    api.error = "numamap: libnuma library \"" + library +
-                "\" lacks numa_available: " + (e != nullptr ? e : "dlsym returned NULL");
-    return api;
-  }
-  static_assert(sizeof(api.available) == sizeof(p), "function and object pointers differ");
-  std::memcpy(&api.available, &p, sizeof p);  // POSIX guarantees the conversion
   return api;
 }
 
 /// The library file libnuma_lib() opens: $NUMAMAP_LIBNUMA_LIBRARY when set and not empty,
 /// else libnuma_default_library.
 inline std::string libnuma_library_path() {
-  // numamap never writes the environment: getenv races only with a caller's setenv.
-  const char* env = std::getenv(libnuma_library_env);  // NOLINT(concurrency-mt-unsafe)
-  return env != nullptr && *env != '\0' ? std::string(env) : std::string(libnuma_default_library);
+  return library_path(libnuma_library_env, libnuma_default_library);
 }
 
 /// The process's libnuma, opened on the first call (thread-safe: a function-local static; the
