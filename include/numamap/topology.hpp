@@ -6,6 +6,7 @@
 //               "synthetic" or "xml" when HWLOC_SYNTHETIC / HWLOC_XMLFILE replaced the machine
 //   "sysfs"     /sys/devices/system/node (unless NUMAMAP_DISABLE_SYSFS=1)
 //   "fallback"  one node 0 with every online cpu
+// note() says why a backend was passed over (a missing libhwloc.so.15, an unreadable sysfs).
 // topology::synthetic() and topology::from_xml() need hwloc; without it they throw
 // std::runtime_error.
 //
@@ -183,11 +184,18 @@ class topology {
   /// "hwloc", "sysfs", "synthetic", "xml" or "fallback".
   std::string_view source() const noexcept { return source_; }
 
+  /// Why system() did not take its first backend: one "<backend>: <reason>" per backend it
+  /// passed over, joined by "; " (e.g. `hwloc: numamap: cannot load the hwloc library
+  /// "libhwloc.so.15": ...`). Empty when the first backend was used, and for topologies built
+  /// by synthetic() and from_xml(). describe() shows it.
+  const std::string& note() const noexcept { return note_; }
+
   /// Human-readable, in the style of `numactl --hardware`.
   std::string describe() const {
     std::ostringstream os;
     os << "source: " << source_ << " (" << nodes_.size() << " nodes, " << package_count_
        << " packages, " << cpus_.size() << " cpus)\n";
+    if (!note_.empty()) os << "note: " << note_ << '\n';
     os << "available: " << nodes_.size() << " nodes (";
     for (std::size_t i = 0; i < nodes_.size(); ++i) os << (i != 0 ? "," : "") << nodes_[i].id;
     os << ")\n";
@@ -347,7 +355,15 @@ class topology {
     raw.nodes = std::move(kept);
   }
 
+  // system()'s backends in order; each one passed over adds its reason to the result's note.
   static topology discover(bool use_hwloc, bool use_sysfs) {
+    std::string note;
+    auto passed_over = [&note](const char* backend, const std::string& why) {
+      if (!note.empty()) note += "; ";
+      note += backend;
+      note += ": ";
+      note += why.empty() ? std::string("failed") : why;
+    };
 #if NUMAMAP_HAVE_HWLOC
     if (use_hwloc) {
       detail::raw_topology raw;
@@ -356,23 +372,35 @@ class topology {
         if (detail::hwloc_discover(detail::hwloc_input::system, std::string(), raw, why)) {
           return topology(std::move(raw));
         }
-      } catch (const std::exception&) {
-        // fall through to sysfs
+        passed_over("hwloc", why);
+      } catch (const std::exception& e) {
+        passed_over("hwloc", e.what());  // then sysfs
       }
+    } else {
+      passed_over("hwloc", "not tried (NUMAMAP_DISABLE_HWLOC)");
     }
 #else
     (void)use_hwloc;
+    passed_over("hwloc", "numamap was built without hwloc (NUMAMAP_HAVE_HWLOC=0)");
 #endif
     if (use_sysfs) {
+      std::string why;
       try {
-        if (auto raw = detail::sysfs_discover("/sys/devices/system", true)) {
-          return topology(std::move(*raw));
+        if (auto raw = detail::sysfs_discover("/sys/devices/system", true, &why)) {
+          topology t(std::move(*raw));
+          t.note_ = std::move(note);
+          return t;
         }
-      } catch (const std::exception&) {
-        // fall through to the single node
+        passed_over("sysfs", why);
+      } catch (const std::exception& e) {
+        passed_over("sysfs", e.what());  // then the single node
       }
+    } else {
+      passed_over("sysfs", "not tried (NUMAMAP_DISABLE_SYSFS)");
     }
-    return topology(detail::fallback_discover());
+    topology t(detail::fallback_discover());
+    t.note_ = std::move(note);
+    return t;
   }
 
   std::size_t index_of(node_id id, const char* what) const {
@@ -460,6 +488,7 @@ class topology {
 #endif
 
   const char* source_ = "fallback";
+  std::string note_;  // system(): why earlier backends were passed over (note())
   bool foreign_ = false;
   std::size_t package_count_ = 1;
   std::vector<node_info> nodes_;      // sorted by id

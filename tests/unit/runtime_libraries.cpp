@@ -174,7 +174,12 @@ TEST_CASE("HWLOC_XMLFILE that hwloc could not use leaves the machine: source() i
       CHECK(std::string(raw.source) == "hwloc");
       CHECK_FALSE(raw.foreign);
     } else {
-      CHECK(contains(why, "hwloc_topology_load failed"));
+      CHECK(contains(why, "hwloc_topology_load failed (HWLOC_XMLFILE=\"" + file + "\")"));
+      // What system() would do: sysfs, saying why hwloc was passed over.
+      const numamap::topology t = topology_access::discover(true, true);
+      INFO(t.note());
+      CHECK(t.source() == "sysfs");
+      CHECK(t.note() == "hwloc: " + why);
     }
   }
   {
@@ -279,6 +284,9 @@ TEST_CASE("with both libraries missing at run time, numamap works on the fallbac
     } else {
       CHECK(t.source() == "fallback");
     }
+    // The topology says why hwloc was passed over: the library file and dlerror().
+    CHECK(t.note().rfind("hwloc: numamap: cannot load the hwloc library \"" + path + "\"", 0) == 0);
+    CHECK(contains(t.describe(), "note: hwloc: "));
     try {
       (void)numamap::topology::synthetic("pack:2 numa:2 pu:1");
       FAIL("no exception");

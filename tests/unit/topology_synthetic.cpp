@@ -217,6 +217,8 @@ TEST_CASE("describe() reads like numactl --hardware", "[topology]") {
   CHECK(d.find("node 1 size: 1024 MB") != std::string::npos);
   CHECK(d.find("node distances:") != std::string::npos);
   CHECK(d.find("source: synthetic") != std::string::npos);
+  CHECK(t.note().empty());  // only system() passes backends over
+  CHECK(d.find("note:") == std::string::npos);
 }
 
 TEST_CASE("topologies are values: copies compare equal in every observable", "[topology]") {

@@ -142,8 +142,20 @@ TEST_CASE("the sysfs and fallback paths can be forced and agree with system()", 
   CHECK(fb.distance(0, 0) == 10);
   CHECK(fb.current_node() == 0);
 
+  // note() names each backend passed over, in order, and describe() shows it.
+#if NUMAMAP_HAVE_HWLOC
+  const std::string hwloc_note = "hwloc: not tried (NUMAMAP_DISABLE_HWLOC)";
+#else
+  const std::string hwloc_note = "hwloc: numamap was built without hwloc (NUMAMAP_HAVE_HWLOC=0)";
+#endif
+  CHECK(sys.note() == hwloc_note);
+  CHECK(fb.note() == hwloc_note + "; sysfs: not tried (NUMAMAP_DISABLE_SYSFS)");
+  CHECK(fb.describe().find("\nnote: " + fb.note() + "\n") != std::string::npos);
+
   const topology& t = topology::system();
   if (t.source() == "hwloc") {
+    CHECK(t.note().empty());  // the first backend: nothing passed over
+    CHECK(t.describe().find("note:") == std::string::npos);
     REQUIRE(sys.node_count() == t.node_count());
     for (std::size_t i = 0; i < t.node_count(); ++i) {
       CHECK(sys.nodes()[i].id == t.nodes()[i].id);

@@ -323,6 +323,15 @@ inline bool hwloc_discover(hwloc_input kind, const std::string& arg, raw_topolog
   if (api.topology_load(t.get()) != 0) {
     why = kind == hwloc_input::xml ? "not a valid hwloc XML topology (hwloc_topology_load failed)"
                                    : "hwloc_topology_load failed";
+    if (kind == hwloc_input::system) {
+      // The likely cause: hwloc's own variables named a file or description it could not use.
+      for (const char* var : {"HWLOC_XMLFILE", "HWLOC_SYNTHETIC"}) {
+        const char* value = std::getenv(var);  // NOLINT(concurrency-mt-unsafe): read only
+        if (value != nullptr && *value != '\0') {
+          why += std::string(" (") + var + "=\"" + value + "\")";
+        }
+      }
+    }
     return false;
   }
   std::string note;
