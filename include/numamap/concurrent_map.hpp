@@ -212,9 +212,9 @@ class concurrent_map {
 
   // ---- Go sync.Map, one for one ---------------------------------------------------------
 
-  /// Load: the value stored for k, if any. Lock-free when k is in the read snapshot
-  /// (then it writes no shared memory); otherwise takes the shard's lock. May throw what
-  /// Hash, KeyEqual or Value's copy throw.
+  /// Load: the value stored for k, if any. Lock-free when k is in the read snapshot (then
+  /// it writes no shared memory) or the shard has no dirty keys; otherwise takes the shard's
+  /// lock. May throw what Hash, KeyEqual or Value's copy throw.
   template <class K = Key>
   NUMAMAP_ALWAYS_INLINE std::optional<Value> load(const key_arg<K>& k) const {
     if constexpr (shard_t::inline_values) {
@@ -477,10 +477,12 @@ class concurrent_map {
     return *shards_[hv.shard(shard_count_)];
   }
   /// Keys the read path holds by value (in a register), not by reference: small and
-  /// trivially copyable. equal_to captures them so, and load_word_full takes them so.
+  /// trivially copyable. equal_to captures them so, and load_word_full takes them so. Not
+  /// arrays (a transparent map's string literal is a const char[N]): a parameter of array
+  /// type decays to a pointer that drops the const, and the call would not compile.
   template <class K>
-  static constexpr bool key_by_value = std::is_trivially_copyable_v<K> &&
-                                       sizeof(K) <= 2 * sizeof(void*);
+  static constexpr bool key_by_value =
+      !std::is_array_v<K> && std::is_trivially_copyable_v<K> && sizeof(K) <= 2 * sizeof(void*);
   /// The probe's key test (detail::key_test: every probe of the map tests the stored hash
   /// first unless key_test_only<K>). A key_by_value key is captured by value:
   /// the probe then compares against a register, and the key need not live in memory (a

@@ -89,3 +89,39 @@ TEST_CASE("map heterogeneous lookup builds no Key (load, contains, visit, erase,
   CHECK(sum == std::uint64_t{4} * 2 * (63 * 64 / 2));
   CHECK(m.size() == 62);
 }
+
+TEST_CASE("map heterogeneous lookup: string literals and char arrays, inline and boxed values",
+          "[conformance][map.heterogeneous]") {
+  // A literal deduces K = const char[N]: short ones are small and trivially copyable, which
+  // once sent them down a by-value path that decayed the array and did not compile for
+  // inline values (int). Both value kinds, short and long literals, every transparent call.
+  numamap::concurrent_map<std::string, int, string_hash, string_equal> inline_values;
+  numamap::concurrent_map<std::string, std::string, string_hash, string_equal> boxed_values;
+  inline_values.store("alpha", 1);
+  inline_values.store("a-key-longer-than-sixteen-bytes", 2);
+  boxed_values.store("alpha", "one");
+  boxed_values.store("a-key-longer-than-sixteen-bytes", "two");
+  for (int round = 0; round < 3; ++round) {  // dirty map first, then the promoted snapshot
+    CHECK(inline_values.load("alpha") == std::optional<int>(1));
+    CHECK(inline_values.load("a-key-longer-than-sixteen-bytes") == std::optional<int>(2));
+    CHECK_FALSE(inline_values.load("beta").has_value());
+    CHECK(inline_values.contains("alpha"));
+    CHECK(boxed_values.load("alpha") == std::optional<std::string>("one"));
+    CHECK(boxed_values.load("a-key-longer-than-sixteen-bytes") ==
+          std::optional<std::string>("two"));
+    CHECK_FALSE(boxed_values.contains("beta"));
+    int seen = 0;
+    CHECK(inline_values.visit("alpha", [&](int v) { seen = v; }));
+    CHECK(seen == 1);
+  }
+  char buffer[8] = {'a', 'l', 'p', 'h', 'a', '\0', '\0', '\0'};  // a mutable array, not a literal
+  CHECK(inline_values.load(buffer) == std::optional<int>(1));
+  CHECK(inline_values.contains(buffer));
+  CHECK(inline_values.load_and_delete("alpha") == std::optional<int>(1));
+  CHECK_FALSE(inline_values.erase("alpha"));
+  CHECK(boxed_values.erase("alpha"));
+  CHECK(boxed_values.load_and_delete("a-key-longer-than-sixteen-bytes") ==
+        std::optional<std::string>("two"));
+  CHECK(inline_values.size() == 1);
+  CHECK(boxed_values.empty());
+}
