@@ -1,9 +1,11 @@
 // SPEC "The map": construction ("std::invalid_argument for options that make no sense"),
 // shard_count, stats ("per shard and per node counters"), and shards per topology node.
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "map_kinds.hpp"
@@ -40,6 +42,54 @@ TEST_CASE("map(options): options that make no sense throw std::invalid_argument"
     CHECK(m.size() == 100);
     CHECK(stats_entries(m) == 100);
   }
+}
+
+TEST_CASE("map(options): each refusal names the option, its value and the limit",
+          "[conformance][map.options]") {
+  auto message_of = [](const u64_map::options& o) -> std::string {
+    try {
+      u64_map m(o);
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "(no exception)";
+  };
+  {
+    u64_map::options o;
+    o.shards_per_node = 4097;
+    CHECK(message_of(o) == "numamap::concurrent_map: options.shards_per_node = 4097 exceeds 4096");
+  }
+  {
+    u64_map::options o;
+    o.insert_credits = numamap::max_insert_credits + 1;
+    CHECK(message_of(o) == "numamap::concurrent_map: options.insert_credits = 4097 exceeds 4096");
+    o.insert_credits = numamap::max_insert_credits;  // the limit itself is accepted
+    CHECK(message_of(o) == "(no exception)");
+  }
+  {
+    // 17 nodes with a cpu each, 4096 shards on each: 69632 shards, past the 65536 that a
+    // key's 16 shard bits address. Refused before anything is allocated for them.
+    numamap::detail::raw_topology raw;
+    raw.source = "synthetic";
+    for (unsigned n = 0; n < 17; ++n) {
+      raw.nodes.push_back({n, n, std::uint64_t{1} << 30});
+      raw.cpus.emplace_back(n, n);
+    }
+    u64_map::options o;
+    o.topo = numamap::detail::topology_access::from_raw(raw);
+    o.shards_per_node = 4096;
+    CHECK(message_of(o) == "numamap::concurrent_map: 69632 shards in all exceeds 65536");
+    o.shards_per_node = 1;  // the same topology with fewer shards works
+    u64_map m(o);
+    CHECK(m.shard_count() == 17);
+    m.store(1, 2);
+    CHECK(m.load(1) == std::optional<std::uint64_t>(2));
+  }
+  // A map is not copyable or movable (SPEC: operator= may not run concurrently; numamap has
+  // none).
+  STATIC_REQUIRE_FALSE(std::is_copy_constructible_v<u64_map>);
+  STATIC_REQUIRE_FALSE(std::is_copy_assignable_v<u64_map>);
+  STATIC_REQUIRE_FALSE(std::is_move_constructible_v<u64_map>);
 }
 
 TEST_CASE("map.shard_count and map.stats: per-shard entries add up to size()",

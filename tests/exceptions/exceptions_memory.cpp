@@ -59,7 +59,7 @@ void memory_faults(const char* what) {
   reset_all_faults();
   INFO((rep.failures.empty() ? std::string() : rep.failures.front()));
   CHECK(rep.failures.empty());
-  CHECK(rep.throws >= 1);
+  CHECK(rep.throws >= 10);  // 29 and 50 of the injected failures reached the caller when written
   CHECK(rep.runs == rep.throws + rep.swallowed + 1);
   INFO(mem.ledger().error_text());
   CHECK(mem.ledger().errors.load() == 0);

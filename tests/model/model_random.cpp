@@ -1,10 +1,12 @@
 // SPEC "The map", all operations: thousands of seeded random op sequences over a small key
-// space, every result compared with a trivially correct model (std::map). On a mismatch the
+// space, and a few long ones that grow maps to thousands of keys and shrink them again, every
+// result compared with a trivially correct model (std::map). On a mismatch the
 // test prints the seed, the op that failed and the whole trace of its sequence; replay with
 // NUMAMAP_TEST_SEED=<printed base seed>.
 //
 // Sequences include bursts of loads (which promote the dirty map into the read snapshot),
 // deletes of promoted keys (expunged entries), re-stores of expunged keys, and clears.
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -110,15 +112,31 @@ class model_run {
 
   model_run(std::uint64_t seed, std::size_t key_space) : seed_(seed), keys_(key_space) {}
 
+  /// Weights of the ops (one per op, in enum order), one set per phase: run() goes through
+  /// the phases in turn, `phase_ops` ops each. For large maps, which the default weights
+  /// (a clear every ~80 ops) never let grow. Also stops keeping the model's state before
+  /// each op for the report (a copy of the whole model per op), and shortens the report's
+  /// trace to its last steps.
+  void set_phases(std::vector<std::vector<double>> phases, std::size_t phase_ops) {
+    phases_ = std::move(phases);
+    phase_ops_ = phase_ops;
+    keep_before_ = false;
+  }
+
   /// Runs `n` random ops on `m`; returns false (with report()) at the first mismatch.
   bool run(map_t& m, std::size_t n) {
     std::mt19937_64 rng(seed_);
     // Weighted choice: point operations are frequent, whole-map ones rarer, clear rarest.
-    static const unsigned weights[] = {12, 10, 6, 4, 5, 5, 6, 4, 2, 2, 1, 4, 4, 4, 2, 2, 2, 1};
-    static_assert(sizeof(weights) / sizeof(weights[0]) == static_cast<std::size_t>(op::count_),
-                  "one weight per op");
-    std::discrete_distribution<unsigned> pick(std::begin(weights), std::end(weights));
+    static const std::vector<double> weights = {12, 10, 6, 4, 5, 5, 6, 4, 2,
+                                                2,  1,  4, 4, 4, 2, 2, 2, 1};
+    std::vector<std::discrete_distribution<unsigned>> picks;
+    for (const std::vector<double>& w :
+         phases_.empty() ? std::vector<std::vector<double>>{weights} : phases_) {
+      REQUIRE(w.size() == static_cast<std::size_t>(op::count_));  // one weight per op
+      picks.emplace_back(w.begin(), w.end());
+    }
     for (std::size_t i = 0; i < n; ++i) {
+      auto& pick = picks[(i / phase_ops_) % picks.size()];
       step s{static_cast<op>(pick(rng)), rng() % keys_, rng() % 8, rng() % 8};
       if (s.what == op::compare_and_swap || s.what == op::compare_and_delete) {
         auto it = model_.find(s.key);
@@ -127,9 +145,13 @@ class model_run {
       if (s.what == op::range_stop) s.a = 1 + rng() % 6;
       trace_.push_back(s);
       if (!apply(m, s)) return false;
+      largest_ = std::max(largest_, model_.size());  // the map's too, while they agree
     }
     return true;
   }
+
+  /// The most keys the model (and so the map) held during run().
+  std::size_t largest() const { return largest_; }
 
   /// Replays fixed steps (a trace, possibly shortened) on `m`; false at the first mismatch.
   bool replay(map_t& m, const std::vector<step>& steps) {
@@ -147,7 +169,11 @@ class model_run {
     std::ostringstream os;
     os << "model mismatch (" << Kind::name << "), sequence seed " << seed_ << ", op #"
        << trace_.size() - 1 << ": " << failure_ << "\ntrace:\n";
-    for (std::size_t i = 0; i < trace_.size(); ++i) {
+    const std::size_t shown =
+        keep_before_ ? trace_.size() : std::min<std::size_t>(trace_.size(), 60);
+    if (shown < trace_.size())
+      os << "  (the last " << shown << " of " << trace_.size() << " ops)\n";
+    for (std::size_t i = trace_.size() - shown; i < trace_.size(); ++i) {
       const step& s = trace_[i];
       os << "  #" << i << ' ' << op_name(s.what) << " key=" << s.key << " a=" << s.a << " b=" << s.b
          << '\n';
@@ -166,8 +192,8 @@ class model_run {
     ++checks_;
     if (actual == expected) return true;
     std::ostringstream os;
-    os << what << ": map gave " << actual << ", model expects " << expected
-       << "; model before: " << numamap_test::to_string(before_);
+    os << what << ": map gave " << actual << ", model expects " << expected << "; model before: "
+       << (keep_before_ ? numamap_test::to_string(before_) : std::string("(not kept)"));
     return fail(os.str());
   }
 
@@ -183,7 +209,7 @@ class model_run {
   }
 
   bool apply(map_t& m, const step& s) {
-    before_ = model_;
+    if (keep_before_) before_ = model_;
     const auto key = Kind::key(s.key);
     const auto cur = model_get(s.key);
     switch (s.what) {
@@ -306,6 +332,10 @@ class model_run {
   std::vector<step> trace_;
   std::string failure_;
   std::size_t checks_ = 0;
+  std::vector<std::vector<double>> phases_;
+  std::size_t phase_ops_ = 1;
+  bool keep_before_ = true;
+  std::size_t largest_ = 0;
 };
 
 constexpr numamap::read_probe probes[] = {numamap::read_probe::tags, numamap::read_probe::slots,
@@ -357,6 +387,45 @@ void run_sequences(const std::string& name) {
   CHECK(checks > sequences * 50);
 }
 
+/// Large maps: thousands of keys in one shard (its table grows 16 -> 8192 slots through
+/// several rebuilds, with the tag probe on the large tables) or spread over the default
+/// shards, in phases that grow the map (mostly inserts) and shrink it (mostly deletes, whose
+/// rebuilds compact), so growth, compaction and the dirty map's moves are compared with the
+/// model, which the small sequences above (at most 16 keys) never reach.
+template <class Kind>
+void run_large_sequences(const std::string& name) {
+  const std::uint64_t base = numamap_test::test_seed(name);
+  const std::uint64_t sequences = numamap_test::scaled(4, 2);
+  INFO("base seed " << base << " (NUMAMAP_TEST_SEED=" << numamap_test::base_seed() << ")");
+  // Weights in enum order: load, store, load_or_store, load_and_delete, erase, exchange,
+  // compare_and_swap, compare_and_delete, range_all, range_stop, clear, load_or_compute,
+  // visit, contains, size, load_burst, load_all, stats. Whole-map ops stay rare (each is
+  // O(size)); clear only while shrinking, about once per 5000 ops.
+  const std::vector<double> grow = {12,  14, 8, 1, 1, 5,   4, 1,    0.01,
+                                    0.2, 0,  4, 4, 4, 0.2, 2, 0.01, 0.05};
+  const std::vector<double> shrink = {12,  2,    2, 8, 8, 1,   4, 6,    0.01,
+                                      0.2, 0.02, 1, 4, 4, 0.2, 2, 0.01, 0.05};
+  std::mt19937_64 seeds(base);
+  std::size_t checks = 0;
+  std::size_t largest = 0;
+  for (std::uint64_t i = 0; i < sequences; ++i) {
+    const std::uint64_t seed = seeds();
+    typename Kind::map_type::options o;
+    o.shards_per_node = (i % 2 == 0) ? 1 : 0;
+    o.probe = probes[i % 3];
+    typename Kind::map_type m(o);
+    model_run<Kind> run(seed, 8000);
+    run.set_phases({grow, shrink}, 5000);
+    const bool ok = run.run(m, 8 * 5000);  // four grow and four shrink phases
+    largest = std::max(largest, run.largest());
+    checks += run.checks();
+    INFO("shards_per_node " << o.shards_per_node << ", probe " << static_cast<int>(o.probe));
+    if (!ok) FAIL(run.report());
+  }
+  CHECK(checks > sequences * 30000);
+  CHECK(largest > 2500);  // the grow phases took the map past 2500 keys (about 4000)
+}
+
 }  // namespace
 
 TEST_CASE("model: random op sequences on uint64 keys and inline values match std::map", "[model]") {
@@ -365,6 +434,14 @@ TEST_CASE("model: random op sequences on uint64 keys and inline values match std
 
 TEST_CASE("model: random op sequences on std::string keys and values match std::map", "[model]") {
   run_sequences<string_kind>("model.string");
+}
+
+TEST_CASE("model: large maps growing and shrinking, uint64 keys and inline values", "[model]") {
+  run_large_sequences<u64_kind>("model.large.u64");
+}
+
+TEST_CASE("model: large maps growing and shrinking, std::string keys and values", "[model]") {
+  run_large_sequences<string_kind>("model.large.string");
 }
 
 TEST_CASE("model: random op sequences on counted values; no value outlives its map",

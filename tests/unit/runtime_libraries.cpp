@@ -320,4 +320,15 @@ TEST_CASE("with both libraries missing at run time, numamap works on the fallbac
   const auto v = map.load(1);
   REQUIRE(v);
   CHECK(*v == 42);
+  // The map's own view of the fallbacks.
+  const numamap::map_stats st = map.stats();
+  CHECK(st.topology_source == std::string(t.source()));
+#if NUMAMAP_HAVE_LIBNUMA
+  if (env_set(numamap::detail::libnuma_library_env)) {
+    CHECK(st.memory_resource == "numa_memory(fallback: heap)");
+    CHECK(contains(
+        st.memory_note,
+        std::getenv(numamap::detail::libnuma_library_env)));  // NOLINT(concurrency-mt-unsafe)
+  }
+#endif
 }

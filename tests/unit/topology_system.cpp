@@ -176,6 +176,38 @@ TEST_CASE("NUMAMAP_DISABLE_HWLOC / NUMAMAP_DISABLE_SYSFS select the discovery pa
   CHECK_FALSE(numamap::detail::env_flag("NUMAMAP_DISABLE_SYSFS"));
 }
 
+// Run by the CTest entries unit/topology_disable_hwloc (NUMAMAP_DISABLE_HWLOC=1) and
+// unit/topology_disable_both (and NUMAMAP_DISABLE_SYSFS=1), each in a process of its own:
+// system() reads the switches at its first call. Hidden ([.]) from plain runs.
+TEST_CASE("NUMAMAP_DISABLE_HWLOC and NUMAMAP_DISABLE_SYSFS choose system()'s backend",
+          "[.][discovery-env]") {
+  if (!numamap::detail::env_flag("NUMAMAP_DISABLE_HWLOC")) {
+    SUCCEED("NUMAMAP_DISABLE_HWLOC is not set: run through CTest");
+    return;
+  }
+  const topology& t = topology::system();
+  INFO(t.describe());
+#if NUMAMAP_HAVE_HWLOC
+  const std::string hwloc_note = "hwloc: not tried (NUMAMAP_DISABLE_HWLOC)";
+#else
+  const std::string hwloc_note = "hwloc: numamap was built without hwloc (NUMAMAP_HAVE_HWLOC=0)";
+#endif
+  if (numamap::detail::env_flag("NUMAMAP_DISABLE_SYSFS")) {
+    CHECK(t.source() == "fallback");
+    CHECK(t.note() == hwloc_note + "; sysfs: not tried (NUMAMAP_DISABLE_SYSFS)");
+    REQUIRE(t.node_count() == 1);
+    CHECK(t.cpu_count() == static_cast<std::size_t>(sysconf(_SC_NPROCESSORS_ONLN)));
+  } else {
+    CHECK(t.source() == "sysfs");
+    CHECK(t.note() == hwloc_note);
+    const std::vector<unsigned> online = read_list("/sys/devices/system/node/online");
+    for (const auto& n : t.nodes()) {
+      CHECK(std::find(online.begin(), online.end(), n.id) != online.end());
+    }
+  }
+  CHECK(&t == &topology::system());
+}
+
 #if NUMAMAP_HAVE_HWLOC
 TEST_CASE("HWLOC_SYNTHETIC and HWLOC_XMLFILE are reported by source()", "[topology]") {
   {
