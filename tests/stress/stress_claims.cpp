@@ -18,6 +18,7 @@
 // Each case also checks that some inserts did go in without the lock (stats), so the path
 // under test was taken, and that insert_credits = 0 turns it off.
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <optional>
@@ -182,24 +183,51 @@ void run_clear() {
   numamap_test::error_log errors;
   std::atomic<bool> done{false};
   std::atomic<std::uint64_t> unlocked{0};
+  // The clearer counts each clear when it starts and when it has returned (seq_cst, one
+  // clearer: clears never overlap). A writer that read started == finished before its store
+  // and started unchanged after its load had no clear between the two: its key must be there.
+  std::atomic<std::uint64_t> started{0};
+  std::atomic<std::uint64_t> finished{0};
+  std::atomic<std::uint64_t> quiet{0};  // store/load pairs with no clear between them
   numamap_test::run_threads(threads, [&](std::size_t t) {
     if (t == 0) {
-      while (!done.load()) {
+      for (std::uint64_t c = 0; !done.load(); ++c) {
+        started.fetch_add(1);
         m.clear();
-        std::this_thread::yield();
+        finished.fetch_add(1);
+        if (c % 16 == 15) {
+          std::this_thread::sleep_for(std::chrono::microseconds(200));  // quiet windows
+        } else {
+          std::this_thread::yield();
+        }
       }
       return;
     }
     for (std::uint64_t s = 0; s < steps && !errors.failed(); ++s) {
       const std::uint64_t k = s * threads + t;
+      const std::uint64_t s0 = started.load();
+      const std::uint64_t f0 = finished.load();
       m.store(Kind::key(k), Kind::value(k));
       const auto v = m.load(Kind::key(k));  // a clear may come between: absent, or k
+      const bool no_clear_between = s0 == f0 && started.load() == s0;
       if (v && Kind::value_id(*v) != k) errors.add("key " + std::to_string(k) + ": wrong value");
+      if (no_clear_between) {
+        quiet.fetch_add(1, std::memory_order_relaxed);
+        if (!v) errors.add("key " + std::to_string(k) + " lost with no clear since its store");
+      }
       if (s % 1000 == 0) unlocked.store(numamap_test::stats_unlocked_inserts(m));
     }
     if (t == 1) done.store(true);
   });
   INFO(errors.text());
+  REQUIRE(errors.count() == 0);
+  CHECK(quiet.load() > 0);  // the check above ran
+  // With the clearer gone, a batch stored now is all there.
+  for (std::uint64_t k = 0; k < 2000; ++k) m.store(Kind::key(k), Kind::value(k));
+  for (std::uint64_t k = 0; k < 2000; ++k) {
+    const auto v = m.load(Kind::key(k));
+    if (!v || Kind::value_id(*v) != k) errors.add("key " + std::to_string(k) + " lost after");
+  }
   REQUIRE(errors.count() == 0);
   const std::set<std::uint64_t> seen = range_keys<Kind>(m, errors);
   CHECK(errors.count() == 0);
