@@ -216,6 +216,57 @@ TEST_CASE("map(options{topology::synthetic}) with the default memory resource wo
 }
 #endif
 
+TEST_CASE("map placement: every allocation asks the resource for its shard's node",
+          "[conformance][map.options][topology]") {
+  // SPEC "Memory placement": each shard, and every allocation the shard makes (tables,
+  // entries, values stored out of line), comes from the memory of the shard's node. A
+  // four-node topology (plain data: every build has it) and a resource that counts bytes
+  // per node: the bytes it holds for each node are exactly what that node's shards hold,
+  // so no allocation went to another node.
+  numamap::detail::raw_topology raw;
+  raw.source = "synthetic";
+  for (unsigned n = 0; n < 4; ++n) {
+    raw.nodes.push_back({n, n / 2, std::uint64_t{1} << 30});
+    raw.cpus.emplace_back(2 * n, n);
+    raw.cpus.emplace_back(2 * n + 1, n);
+  }
+  using memory_t = numamap::counting_memory<numamap::heap_memory>;
+  using map_t = numamap::concurrent_map<std::string, std::string, std::hash<std::string>,
+                                        std::equal_to<>, memory_t>;
+  memory_t mem;
+  {
+    map_t::options o;
+    o.topo = numamap::detail::topology_access::from_raw(raw);
+    o.shards_per_node = 2;
+    o.memory = mem;
+    map_t m(o);
+    auto check_nodes = [&](const char* when) {
+      INFO(when);
+      const numamap::map_stats st = m.stats();
+      REQUIRE(st.nodes.size() == 4);
+      std::size_t sum = 0;
+      for (const auto& n : st.nodes) {
+        INFO("node " << n.node);
+        CHECK(n.bytes_allocated == mem.live_bytes(n.node));
+        CHECK(n.bytes_allocated > 0);
+        sum += n.bytes_allocated;
+      }
+      CHECK(sum == mem.live_bytes());
+    };
+    check_nodes("empty");
+    // Long keys and values: both live out of line, in nodes of the shard's node.
+    const std::string pad(40, 'x');
+    for (int i = 0; i < 3000; ++i) m.store(pad + std::to_string(i), pad + std::to_string(i));
+    for (int round = 0; round < 3; ++round)  // promote: the read tables are rebuilt
+      for (int i = 0; i < 3000; ++i) REQUIRE(m.load(pad + std::to_string(i)).has_value());
+    for (int i = 0; i < 3000; i += 3) m.erase(pad + std::to_string(i));
+    m.clear();
+    for (int i = 0; i < 500; ++i) m.store(pad + std::to_string(i), std::to_string(i));
+    check_nodes("after stores, promotions, erases and a clear");
+  }
+  CHECK(mem.live_bytes() == 0);  // and the destructor gave every node's bytes back
+}
+
 TEST_CASE(
     "map.stats: a new key goes into a table with room, so misses on absent keys stay "
     "lock-free (design.md, direct insertion)",
