@@ -400,7 +400,7 @@ void run_large_sequences(const std::string& name) {
   // Weights in enum order: load, store, load_or_store, load_and_delete, erase, exchange,
   // compare_and_swap, compare_and_delete, range_all, range_stop, clear, load_or_compute,
   // visit, contains, size, load_burst, load_all, stats. Whole-map ops stay rare (each is
-  // O(size)); clear only while shrinking, about once per 5000 ops.
+  // O(size)); clear only while shrinking, about once per 2700 ops.
   const std::vector<double> grow = {12,  14, 8, 1, 1, 5,   4, 1,    0.01,
                                     0.2, 0,  4, 4, 4, 0.2, 2, 0.01, 0.05};
   const std::vector<double> shrink = {12,  2,    2, 8, 8, 1,   4, 6,    0.01,

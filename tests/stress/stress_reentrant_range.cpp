@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -22,13 +23,9 @@ using numamap_test::u64_kind;
 
 namespace {
 
-// Calls every method of `m` from inside a range callback. Keys >= 1'000'000 are scratch keys
-// of this thread. With `exact`, results are checked (no other thread may clear the map).
+// The point operations on this thread's scratch key, results checked as one thread sees them.
 template <class Kind>
-void every_method(typename Kind::map_type& m, std::uint64_t scratch, error_log& errors, int depth,
-                  bool exact) {
-  error_log ignored;
-  error_log& err = exact ? errors : ignored;
+void point_calls_exact(typename Kind::map_type& m, std::uint64_t scratch, error_log& err) {
   using value_t = typename Kind::value_type;
   const auto sk = Kind::key(scratch);
   const auto sv = Kind::value(scratch);
@@ -49,6 +46,71 @@ void every_method(typename Kind::map_type& m, std::uint64_t scratch, error_log& 
     err.add("visit inside range");
   auto d = m.load_and_delete(sk);
   if (!d || !(*d == Kind::value(4))) err.add("load_and_delete inside range");
+}
+
+// The same calls while other threads clear the map and erase keys their ranges visit, this
+// thread's scratch key among them, at any moment. Only this thread stores the key, so each
+// result is the one-thread result or what a removal since the previous call explains:
+// `last` is the value the key holds unless it was removed meanwhile.
+template <class Kind>
+void point_calls_racing(typename Kind::map_type& m, std::uint64_t scratch, error_log& err) {
+  using value_t = typename Kind::value_type;
+  const auto sk = Kind::key(scratch);
+  const std::uint64_t sv = scratch;
+  auto id = [](const std::optional<value_t>& v) {
+    return v ? std::optional<std::uint64_t>(Kind::value_id(*v)) : std::nullopt;
+  };
+  std::optional<std::uint64_t> last;  // nullopt: absent, whatever else happens
+  auto may_be = [&](const std::optional<std::uint64_t>& got, const char* what) {
+    if (got && got != last) err.add(std::string(what) + " returned a value never stored");
+  };
+  m.store(sk, Kind::value(sv));
+  last = sv;
+  may_be(id(m.load(sk)), "load after store");
+  auto los = m.load_or_store(sk, Kind::value(1));
+  if (los.second) {
+    if (Kind::value_id(los.first) != sv) err.add("load_or_store found a value never stored");
+  } else {
+    if (Kind::value_id(los.first) != 1) err.add("load_or_store did not return what it stored");
+    last = 1;  // removed, then stored again by the call
+  }
+  may_be(id(m.exchange(sk, Kind::value(2))), "exchange");
+  last = 2;
+  if (m.compare_and_swap(sk, Kind::value(2), Kind::value(3))) {
+    last = 3;
+  } else {
+    last.reset();  // only a removal fails it: the key is absent from now on
+  }
+  if (m.compare_and_delete(sk, Kind::value(3))) {
+    if (last != std::optional<std::uint64_t>(3)) err.add("cad matched a value never stored");
+  }
+  last.reset();  // deleted by the call, or removed before it
+  if (m.erase(sk)) err.add("erase found a key no one stored since it was removed");
+  auto c = m.load_or_compute(sk, [] { return Kind::value(4); });
+  if (c.second || Kind::value_id(c.first) != 4) {
+    err.add("load_or_compute found a key no one stored since it was removed");
+  }
+  last = 4;
+  std::optional<std::uint64_t> seen;
+  if (m.visit(sk, [&](const value_t& v) { seen = Kind::value_id(v); })) {
+    may_be(seen, "visit");
+    if (!seen) err.add("visit returned true without calling f");
+  }
+  may_be(id(m.load_and_delete(sk)), "load_and_delete");
+}
+
+// Calls every method of `m` from inside a range callback. Keys >= 1'000'000 are scratch keys
+// of this thread. With `exact`, no other thread touches the map, and results are checked as
+// one thread sees them; else as point_calls_racing says.
+template <class Kind>
+void every_method(typename Kind::map_type& m, std::uint64_t scratch, error_log& errors, int depth,
+                  bool exact) {
+  using value_t = typename Kind::value_type;
+  if (exact) {
+    point_calls_exact<Kind>(m, scratch, errors);
+  } else {
+    point_calls_racing<Kind>(m, scratch, errors);
+  }
   (void)m.erase(Kind::key(scratch + 1));
   (void)m.size();
   (void)m.empty();
