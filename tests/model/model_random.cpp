@@ -387,8 +387,8 @@ void run_sequences(const std::string& name) {
   CHECK(checks > sequences * 50);
 }
 
-/// Large maps: thousands of keys in one shard (its table grows 16 -> 8192 slots through
-/// several rebuilds, with the tag probe on the large tables) or spread over the default
+/// Large maps: thousands of keys in one shard (its table grows from 16 to 4096 or 8192 slots
+/// through several rebuilds, with the tag probe on the large tables) or spread over the default
 /// shards, in phases that grow the map (mostly inserts) and shrink it (mostly deletes, whose
 /// rebuilds compact), so growth, compaction and the dirty map's moves are compared with the
 /// model, which the small sequences above (at most 16 keys) never reach.
@@ -423,7 +423,7 @@ void run_large_sequences(const std::string& name) {
     if (!ok) FAIL(run.report());
   }
   CHECK(checks > sequences * 30000);
-  CHECK(largest > 2500);  // the grow phases took the map past 2500 keys (about 4000)
+  CHECK(largest > 1500);  // the first grow phase alone leaves about 2100 keys (2364-4807 seen)
 }
 
 }  // namespace
