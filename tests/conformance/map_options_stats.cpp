@@ -16,6 +16,19 @@ using numamap_test::stats_entries;
 
 namespace {
 using u64_map = numamap::concurrent_map<std::uint64_t, std::uint64_t>;
+
+/// A topology from plain data (every build has it, hwloc or not): nodes 0..nodes-1, each with
+/// `cpus_per_node` cpus numbered in order and 1 GiB, `nodes_per_package` nodes per package.
+numamap::topology plain_topology(unsigned nodes, unsigned cpus_per_node,
+                                 unsigned nodes_per_package) {
+  numamap::detail::raw_topology raw;
+  raw.source = "synthetic";
+  for (unsigned n = 0; n < nodes; ++n) {
+    raw.nodes.push_back({n, n / nodes_per_package, std::uint64_t{1} << 30});
+    for (unsigned c = 0; c < cpus_per_node; ++c) raw.cpus.emplace_back(n * cpus_per_node + c, n);
+  }
+  return numamap::detail::topology_access::from_raw(raw);
+}
 }  // namespace
 
 TEST_CASE("map(options): options that make no sense throw std::invalid_argument",
@@ -69,14 +82,8 @@ TEST_CASE("map(options): each refusal names the option, its value and the limit"
   {
     // 17 nodes with a cpu each, 4096 shards on each: 69632 shards, past the 65536 that a
     // key's 16 shard bits address. Refused before anything is allocated for them.
-    numamap::detail::raw_topology raw;
-    raw.source = "synthetic";
-    for (unsigned n = 0; n < 17; ++n) {
-      raw.nodes.push_back({n, n, std::uint64_t{1} << 30});
-      raw.cpus.emplace_back(n, n);
-    }
     u64_map::options o;
-    o.topo = numamap::detail::topology_access::from_raw(raw);
+    o.topo = plain_topology(17, 1, 1);
     o.shards_per_node = 4096;
     CHECK(message_of(o) == "numamap::concurrent_map: 69632 shards in all exceeds 65536");
     o.shards_per_node = 1;  // the same topology with fewer shards works
@@ -223,20 +230,13 @@ TEST_CASE("map placement: every allocation asks the resource for its shard's nod
   // four-node topology (plain data: every build has it) and a resource that counts bytes
   // per node: the bytes it holds for each node are exactly what that node's shards hold,
   // so no allocation went to another node.
-  numamap::detail::raw_topology raw;
-  raw.source = "synthetic";
-  for (unsigned n = 0; n < 4; ++n) {
-    raw.nodes.push_back({n, n / 2, std::uint64_t{1} << 30});
-    raw.cpus.emplace_back(2 * n, n);
-    raw.cpus.emplace_back(2 * n + 1, n);
-  }
   using memory_t = numamap::counting_memory<numamap::heap_memory>;
   using map_t = numamap::concurrent_map<std::string, std::string, std::hash<std::string>,
                                         std::equal_to<>, memory_t>;
   memory_t mem;
   {
     map_t::options o;
-    o.topo = numamap::detail::topology_access::from_raw(raw);
+    o.topo = plain_topology(4, 2, 2);
     o.shards_per_node = 2;
     o.memory = mem;
     map_t m(o);

@@ -341,6 +341,17 @@ class model_run {
 constexpr numamap::read_probe probes[] = {numamap::read_probe::tags, numamap::read_probe::slots,
                                           numamap::read_probe::automatic};
 
+/// The layout of sequence i, six in turn: one shard per node (which concentrates keys: more
+/// promotions and rebuilds per shard) or the default shards, and the read probe (tags, slots,
+/// automatic).
+template <class Kind>
+typename Kind::map_type::options layout_of(std::uint64_t i) {
+  typename Kind::map_type::options o;
+  o.shards_per_node = (i % 2 == 0) ? 1 : 0;
+  o.probe = probes[i % 3];
+  return o;
+}
+
 template <class Kind>
 void run_sequences(const std::string& name) {
   const std::uint64_t base = numamap_test::test_seed(name);
@@ -350,12 +361,8 @@ void run_sequences(const std::string& name) {
   std::size_t checks = 0;
   for (std::uint64_t i = 0; i < sequences; ++i) {
     const std::uint64_t seed = seeds();
-    // Alternate shard layouts: one shard per node concentrates keys (more promotions per
-    // shard); the default spreads them. Key spaces of 4 and 16 keys. The read probe in turn
-    // (tags, slots, automatic: slots for tables this small), six layouts in all.
-    typename Kind::map_type::options o;
-    o.shards_per_node = (i % 2 == 0) ? 1 : 0;
-    o.probe = probes[i % 3];
+    // Key spaces of 4 and 16 keys; `automatic` probes the slots for tables this small.
+    const typename Kind::map_type::options o = layout_of<Kind>(i);
     typename Kind::map_type m(o);
     model_run<Kind> run(seed, (i % 3 == 0) ? 4 : 16);
     const bool ok = run.run(m, 150);
@@ -410,9 +417,7 @@ void run_large_sequences(const std::string& name) {
   std::size_t largest = 0;
   for (std::uint64_t i = 0; i < sequences; ++i) {
     const std::uint64_t seed = seeds();
-    typename Kind::map_type::options o;
-    o.shards_per_node = (i % 2 == 0) ? 1 : 0;
-    o.probe = probes[i % 3];
+    const typename Kind::map_type::options o = layout_of<Kind>(i);
     typename Kind::map_type m(o);
     model_run<Kind> run(seed, 8000);
     run.set_phases({grow, shrink}, 5000);
