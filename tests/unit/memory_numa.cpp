@@ -357,8 +357,10 @@ std::vector<bool> resident_pages(void* p, std::size_t len) {
 }
 }  // namespace
 
-TEST_CASE("prefault_for_write faults in a block's whole pages, changes no byte, skips small ones",
-          "[memory]") {
+TEST_CASE(
+    "prefault_for_write faults in a block's whole pages, changes no byte, skips small and reused "
+    "ones",
+    "[memory]") {
   const std::size_t page = d::os_page_size();
   const std::size_t len = std::size_t{1} << 20;
   void* m = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -395,6 +397,18 @@ TEST_CASE("prefault_for_write faults in a block's whole pages, changes no byte, 
   d::prefault_for_write(base, len);
   CHECK(std::all_of(base + page, base + 2 * page, [](unsigned char c) { return c == 0xab; }));
   ::munmap(m, len);
+
+  // A block whose last whole page is resident is taken as reused memory (a spare mapping,
+  // a block the heap had handed out before) and left as it is: no page faulted in (D49).
+  void* r = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(r != MAP_FAILED);
+  auto* rb = static_cast<unsigned char*>(r);
+  rb[len - page] = 1;  // the last whole page, written
+  d::prefault_for_write(rb, len);
+  const std::vector<bool> reused = resident_pages(rb, len);
+  CHECK(reused.back());
+  CHECK(std::count(reused.begin(), reused.end(), true) == 1);
+  ::munmap(r, len);
 
   // Below prefault_min_bytes nothing is faulted in: a few page faults cost less than the call.
   const std::size_t small = d::prefault_min_bytes - page;

@@ -3,7 +3,7 @@
 // touched or -EFAULT for the shared zero page. (get_mempolicy(MPOL_F_NODE|MPOL_F_ADDR) would
 // fault an untouched page in as the zero page, and numaif.h calls that mode unsupported.)
 // Beside it, the page size and prefault_for_write, which does fault pages in: those of a
-// block its caller is about to write whole (a new table; decisions.md D38).
+// block its caller is about to write whole (a new table; decisions.md D38, D49).
 #pragma once
 
 #include <sys/mman.h>
@@ -45,6 +45,13 @@ inline constexpr std::size_t prefault_min_bytes = std::size_t{64} << 10;
 /// block shares with its neighbours are left out. Advice only: an older kernel (EINVAL), a full
 /// node (ENOMEM) or any other error leaves the pages to fault in at the first write, as
 /// without it (decisions.md D38).
+///
+/// A block whose last whole page is resident already is taken as reused memory (a spare
+/// mapping of numa_memory's, a block the heap had handed out before) and left alone: walking
+/// its page tables to find every page present was about a quarter of a churning shard's
+/// rebuild, with the mutex held (decisions.md D49). One mincore(2) of that page
+/// decides; the last page, since a heap that grows adds its fresh pages at the end. A block
+/// only partly resident that way faults the rest in at the first writes, as without the call.
 inline void prefault_for_write(void* p, std::size_t len) noexcept {
   if (len < prefault_min_bytes) return;
   const std::uintptr_t page = os_page_size();
@@ -52,6 +59,11 @@ inline void prefault_for_write(void* p, std::size_t len) noexcept {
   const std::uintptr_t first = (start + page - 1) & ~(page - 1);
   const std::uintptr_t last = (start + len) & ~(page - 1);
   if (last <= first) return;
+  unsigned char resident = 0;
+  if (::mincore(reinterpret_cast<void*>(last - page), page, &resident) == 0 &&
+      (resident & 1U) != 0) {
+    return;
+  }
   (void)::madvise(reinterpret_cast<void*>(first), last - first, madv_populate_write);
 }
 
