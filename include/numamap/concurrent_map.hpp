@@ -38,23 +38,6 @@ struct is_transparent_t : std::false_type {};
 template <class T>
 struct is_transparent_t<T, std::void_t<typename T::is_transparent>> : std::true_type {};
 
-template <class M, class = void>
-struct has_name : std::false_type {};
-template <class M>
-struct has_name<M, std::void_t<decltype(std::string(std::declval<const M&>().name()))>>
-    : std::true_type {};
-template <class M, class = void>
-struct has_note : std::false_type {};
-template <class M>
-struct has_note<M, std::void_t<decltype(std::string(std::declval<const M&>().note()))>>
-    : std::true_type {};
-template <class M, class = void>
-struct has_verify_placement : std::false_type {};
-template <class M>
-struct has_verify_placement<
-    M, std::void_t<decltype(page_placement(std::declval<const M&>().verify_placement(node_id{})))>>
-    : std::true_type {};
-
 template <bool Transparent>
 struct key_arg_impl {
   template <class K, class Key>
@@ -415,8 +398,8 @@ class concurrent_map {
   /// Counters per shard and per node, and where shard memory lies (see stats.hpp).
   map_stats stats() const {
     map_stats st;
-    if constexpr (detail::has_name<Memory>::value) st.memory_resource = std::string(memory_.name());
-    if constexpr (detail::has_note<Memory>::value) st.memory_note = std::string(memory_.note());
+    st.memory_resource = detail::memory_name(memory_);  // "user memory resource" if no name()
+    st.memory_note = detail::memory_note(memory_);
     st.topology_source = std::string(topo_.source());
     for (const shard_t* s : shards_) {
       shard_stats x;
@@ -445,9 +428,8 @@ class concurrent_map {
       ns->entries += x.entries;
       ns->bytes_allocated += x.bytes_allocated;
     }
-    if constexpr (detail::has_verify_placement<Memory>::value) {
-      for (auto& n : st.nodes) n.pages = memory_.verify_placement(n.node);
-    }
+    // A resource without verify_placement() gives page_placement{} (verified false).
+    for (auto& n : st.nodes) n.pages = detail::memory_verify(memory_, n.node);
     return st;
   }
 

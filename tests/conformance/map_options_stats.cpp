@@ -178,6 +178,40 @@ TEST_CASE("map.stats: names the memory resource (its name() when it has one)",
   CHECK(mem.ledger().errors.load() == 0);
 }
 
+namespace {
+// The NodeMemory requirement and nothing more: no name(), note() or verify_placement().
+struct nameless_memory {
+  void* allocate(std::size_t bytes, std::size_t align, numamap::node_id node) {
+    return heap.allocate(bytes, align, node);
+  }
+  void deallocate(void* p, std::size_t bytes, std::size_t align, numamap::node_id node) noexcept {
+    heap.deallocate(p, bytes, align, node);
+  }
+  numamap::heap_memory heap;
+};
+}  // namespace
+
+TEST_CASE("map.stats: a resource without name(), note() or verify_placement() gets defaults",
+          "[conformance][map.stats]") {
+  static_assert(numamap::is_node_memory_v<nameless_memory>);
+  // NOLINTBEGIN(modernize-use-transparent-functors): std::equal_to<Key> keeps key_test_only
+  using map_t = numamap::concurrent_map<std::uint64_t, std::uint64_t, std::hash<std::uint64_t>,
+                                        std::equal_to<std::uint64_t>, nameless_memory>;
+  // NOLINTEND(modernize-use-transparent-functors)
+  map_t m;
+  for (std::uint64_t i = 0; i < 1000; ++i) m.store(i, i);
+  const numamap::map_stats st = m.stats();
+  CHECK(st.memory_resource == "user memory resource");
+  CHECK(st.memory_note.empty());
+  REQUIRE_FALSE(st.nodes.empty());
+  for (const auto& n : st.nodes) {
+    CHECK_FALSE(n.pages.verified);
+    CHECK(n.pages.sampled == 0);
+    CHECK(n.bytes_allocated > 0);
+  }
+  CHECK(st.to_table().find("memory: user memory resource\n") != std::string::npos);
+}
+
 #if NUMAMAP_HAVE_HWLOC
 TEST_CASE("map(options{topology::synthetic}): shards on every node of the topology",
           "[conformance][map.options][topology]") {
