@@ -26,6 +26,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <new>
 #include <type_traits>
 #if defined(__unix__)
@@ -132,6 +133,13 @@ class entry_table {
   /// `mem` of bytes_for(capacity) bytes; `gen` is its generation (gen()).
   static entry_table* create_at(void* mem, std::size_t capacity, std::uint64_t gen) noexcept {
     auto* t = new (mem) entry_table(capacity, gen);
+    // The slots and tags are zeroed with one memset first, then each entry and tag word is
+    // constructed in place, which writes the same zeros again into lines now in the cache.
+    // The constructors' stores alone, eight bytes at a time into a table whose lines were
+    // cold, took 2-3 % of a two-thread churn's time, with the shard's mutex held by the
+    // rebuild and the other thread waiting on it; the library's memset (block stores) made
+    // churn 4-5 % faster (decisions.md D50).
+    std::memset(static_cast<void*>(t->slots()), 0, capacity * (sizeof(entry_t) + 1));
     for (std::size_t i = 0; i < capacity; ++i) new (&t->slots()[i]) entry_t();
     tag_word* tw = tags_of(t->slots(), t->mask_);
     for (std::size_t g = 0; g < capacity / 8; ++g) new (&tw[g]) tag_word(0);
