@@ -178,25 +178,12 @@ TEST_CASE("map.stats: names the memory resource (its name() when it has one)",
   CHECK(mem.ledger().errors.load() == 0);
 }
 
-namespace {
-// The NodeMemory requirement and nothing more: no name(), note() or verify_placement().
-struct nameless_memory {
-  void* allocate(std::size_t bytes, std::size_t align, numamap::node_id node) {
-    return heap.allocate(bytes, align, node);
-  }
-  void deallocate(void* p, std::size_t bytes, std::size_t align, numamap::node_id node) noexcept {
-    heap.deallocate(p, bytes, align, node);
-  }
-  numamap::heap_memory heap;
-};
-}  // namespace
-
 TEST_CASE("map.stats: a resource without name(), note() or verify_placement() gets defaults",
           "[conformance][map.stats]") {
-  static_assert(numamap::is_node_memory_v<nameless_memory>);
+  static_assert(numamap::is_node_memory_v<numamap_test::minimal_memory>);
   // NOLINTBEGIN(modernize-use-transparent-functors): std::equal_to<Key> keeps key_test_only
   using map_t = numamap::concurrent_map<std::uint64_t, std::uint64_t, std::hash<std::uint64_t>,
-                                        std::equal_to<std::uint64_t>, nameless_memory>;
+                                        std::equal_to<std::uint64_t>, numamap_test::minimal_memory>;
   // NOLINTEND(modernize-use-transparent-functors)
   map_t m;
   for (std::uint64_t i = 0; i < 1000; ++i) m.store(i, i);

@@ -313,6 +313,20 @@ class basic_checked_memory {
 using checked_memory = basic_checked_memory<false>;
 using faulty_memory = basic_checked_memory<true>;
 
+/// The NodeMemory requirement and nothing more: no name(), note() or verify_placement(), so
+/// that what numamap does without them can be checked.
+struct minimal_memory {
+  // NOLINTNEXTLINE(readability-convert-member-functions-to-static): the NodeMemory interface
+  void* allocate(std::size_t bytes, std::size_t align, numamap::node_id /*node*/) {
+    return ::operator new(bytes == 0 ? 1 : bytes, std::align_val_t(align));
+  }
+  // NOLINTNEXTLINE(readability-convert-member-functions-to-static): the NodeMemory interface
+  void deallocate(void* p, std::size_t /*bytes*/, std::size_t align,
+                  numamap::node_id /*node*/) noexcept {
+    ::operator delete(p, std::align_val_t(align));
+  }
+};
+
 // ---------------------------------------------------------------------------------------------
 // Heterogeneous lookup
 

@@ -7,6 +7,7 @@
 
 #include "numamap/memory.hpp"
 #include "test_catch.hpp"
+#include "test_types.hpp"
 
 using numamap::counting_memory;
 using numamap::heap_memory;
@@ -38,16 +39,7 @@ struct not_copyable {
   void deallocate(void* /*p*/, std::size_t /*bytes*/, std::size_t /*align*/,
                   node_id /*node*/) noexcept {}
 };
-struct minimal {  // meets the requirement, has none of the optional members
-  // NOLINTNEXTLINE(readability-convert-member-functions-to-static): the NodeMemory interface
-  void* allocate(std::size_t b, std::size_t a, node_id n) {
-    return heap_memory().allocate(b, a, n);
-  }
-  // NOLINTNEXTLINE(readability-convert-member-functions-to-static): the NodeMemory interface
-  void deallocate(void* p, std::size_t b, std::size_t a, node_id n) noexcept {
-    heap_memory().deallocate(p, b, a, n);
-  }
-};
+using minimal = numamap_test::minimal_memory;  // has none of the optional members
 
 }  // namespace
 
