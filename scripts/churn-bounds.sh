@@ -101,10 +101,11 @@ edit("spin", "include/numamap/detail/cacheline.hpp",
      "    if (state_.exchange(0, std::memory_order_release) == 2) wake_one();",
      "    state_.store(0, std::memory_order_release);")
 edit("spin", "include/numamap/detail/cacheline.hpp", """\
-  NUMAMAP_NOINLINE void lock_slow() noexcept {
+  NUMAMAP_NOINLINE void lock_slow(const Idle& idle) noexcept {
     int c = 0;""", """\
-  NUMAMAP_NOINLINE void lock_slow() noexcept {
+  NUMAMAP_NOINLINE void lock_slow(const Idle& idle) noexcept {
     for (;;) {
+      idle();
       cpu_relax();
       int s = 0;
       if (state_.load(std::memory_order_relaxed) == 0 &&

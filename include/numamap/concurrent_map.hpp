@@ -680,6 +680,11 @@ struct map_test_access {
     const auto* t = v.table();
     return {t, t->capacity(), t->used(), v.amended(), v.tags()};
   }
+  /// Times a writer waiting for shard i's mutex copied chunks of a rebuild (D51).
+  template <class Map>
+  static std::uint64_t rebuild_help(const Map& m, std::size_t i) {
+    return m.shards_.at(i)->helped();
+  }
   /// Objects retired and not yet freed (exact when no thread runs).
   template <class Map>
   static std::size_t reclamation_pending(const Map& m) {

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <limits>
 #include <mutex>
 #include <utility>
 
@@ -80,11 +81,30 @@ inline void prefetch_for_write(const void* p) noexcept {
 /// std::mutex's pthread calls cost about 60 instructions more per insert-and-erase pair
 /// (callgrind, churn; decisions.md D22).
 /// Elsewhere it wraps std::mutex.
+///
+/// lock(idle) calls idle() while it waits: at each spin, and before each sleep. A shard
+/// passes a function that copies chunks of a rebuild in progress (shard.hpp, D51), and the
+/// rebuild wakes the sleepers when it has chunks to share (wake_waiters).
 class adaptive_mutex {
  public:
 #if NUMAMAP_FUTEX_MUTEX
   void lock() noexcept {
-    if (!try_lock()) lock_slow();
+    if (!try_lock()) lock_slow(no_idle{});
+  }
+  template <class Idle>
+  void lock(Idle&& idle) noexcept {
+    if (!try_lock()) lock_slow(idle);
+  }
+  /// Wakes every thread asleep in lock() (called by the holder): each looks again, calls its
+  /// idle function, and sleeps again while the mutex is held. Nothing if no one may sleep.
+  void wake_waiters() noexcept {
+    // Relaxed: a hint. A waiter that marks the word 2 after this load calls idle() itself
+    // before it sleeps; one that calls idle() just before this call's work is there, and
+    // goes to sleep just after the wake, sleeps until the unlock, as without idle().
+    if (state_.load(std::memory_order_relaxed) == 2) {
+      (void)::syscall(SYS_futex, reinterpret_cast<int*>(&state_), FUTEX_WAKE_PRIVATE,
+                      std::numeric_limits<int>::max(), nullptr, nullptr, 0);
+    }
   }
   bool try_lock() noexcept {
     int c = 0;
@@ -99,9 +119,14 @@ class adaptive_mutex {
   }
 
  private:
-  NUMAMAP_NOINLINE void lock_slow() noexcept {
+  struct no_idle {
+    void operator()() const noexcept {}
+  };
+  template <class Idle>
+  NUMAMAP_NOINLINE void lock_slow(const Idle& idle) noexcept {
     int c = 0;
     for (int i = 0; i < spin_tries; ++i) {
+      idle();
       cpu_relax();
       c = state_.load(std::memory_order_relaxed);
       if (c == 0 && state_.compare_exchange_weak(c, 1, std::memory_order_acquire,
@@ -114,6 +139,7 @@ class adaptive_mutex {
     // acquire: as try_lock().
     if (c != 2) c = state_.exchange(2, std::memory_order_acquire);
     while (c != 0) {
+      idle();
       // Sleeps only while the word is still 2 (the kernel compares atomically with queuing).
       (void)::syscall(SYS_futex, reinterpret_cast<int*>(&state_), FUTEX_WAIT_PRIVATE, 2, nullptr,
                       nullptr, 0);
@@ -131,12 +157,18 @@ class adaptive_mutex {
   static_assert(sizeof(std::atomic<int>) == sizeof(int) && std::atomic<int>::is_always_lock_free);
 #else
   void lock() {
+    lock([] {});
+  }
+  template <class Idle>
+  void lock(Idle&& idle) {
     for (int i = 0; i < spin_tries; ++i) {
       if (m_.try_lock()) return;
+      idle();
       cpu_relax();
     }
     m_.lock();
   }
+  void wake_waiters() noexcept {}  // std::mutex's sleepers wake only at unlock
   bool try_lock() { return m_.try_lock(); }
   void unlock() { m_.unlock(); }
 

@@ -61,6 +61,7 @@
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <thread>
 #include <type_traits>
 #include <utility>
 
@@ -316,7 +317,7 @@ class shard {
                                                  bool probed_amended) {
     bump(rec, counter(ctr_table_misses));
     if (!probed_amended) return {state_expunged, 0};
-    std::lock_guard<adaptive_mutex> lk(mu_);
+    std::lock_guard<adaptive_mutex> lk(lock_helping(), std::adopt_lock);
     const view lv = load_view(std::memory_order_relaxed);  // as (S2)
     if (entry_t* e = lv.find(hv, eq)) return e->read();    // promoted meanwhile
     if (!lv.amended()) return {state_expunged, 0};
@@ -358,7 +359,7 @@ class shard {
       return false;
     }
     if (stop.table != nullptr) stop.table->prefetch_used();  // a new key: it will insert
-    std::lock_guard<adaptive_mutex> lk(mu_);
+    std::lock_guard<adaptive_mutex> lk(lock_helping(), std::adopt_lock);
     entry_t* e = find_locked(hv, eq, stop);
     if (e == nullptr) {
       auto word = [w] { return w; };
@@ -440,7 +441,7 @@ class shard {
       return false;
     }
     free_after_unlock later(this);  // dies after lk
-    std::lock_guard<adaptive_mutex> lk(mu_);
+    std::lock_guard<adaptive_mutex> lk(lock_helping(), std::adopt_lock);
     v = load_view(std::memory_order_relaxed);  // (S2) relaxed: mu_ orders writers of read_
     if (entry_t* e = v.find(hv, eq)) {
       auto l = e->lock();  // in the current table with mu_ held: not expunged (invariant 2)
@@ -495,7 +496,7 @@ class shard {
       return false;
     }
     free_after_unlock later(this);  // dies after lk
-    std::lock_guard<adaptive_mutex> lk(mu_);
+    std::lock_guard<adaptive_mutex> lk(lock_helping(), std::adopt_lock);
     v = load_view(std::memory_order_relaxed);  // as (S2)
     if (entry_t* e = v.find(hv, eq)) {
       // In the current table with mu_ held, e is writable; lock-free writers may still
@@ -594,7 +595,7 @@ class shard {
   bool for_each(thread_record* rec, F&& f) {
     view v = load_view(std::memory_order_acquire);  // as (S1)
     if (v.amended()) {
-      std::lock_guard<adaptive_mutex> lk(mu_);
+      std::lock_guard<adaptive_mutex> lk(lock_helping(), std::adopt_lock);
       v = load_view(std::memory_order_relaxed);  // as (S2)
       if (v.amended()) {
         reserve_retire(rec, 2);
@@ -666,6 +667,8 @@ class shard {
   std::uint64_t misses() const noexcept { return misses_total_.load(std::memory_order_relaxed); }
   std::uint64_t promotions() const noexcept { return promotions_.load(std::memory_order_relaxed); }
   std::uint64_t rebuilds() const noexcept { return rebuilds_.load(std::memory_order_relaxed); }
+  /// Times a writer waiting for mu_ copied chunks of a rebuild (lock_helping).
+  std::uint64_t helped() const noexcept { return helped_.load(std::memory_order_relaxed); }
   std::size_t counter(std::size_t which) const noexcept { return index_ * ctr_per_shard + which; }
 
   /// Retires a word that was replaced or removed (caller pinned, retire reserved).
@@ -769,7 +772,7 @@ class shard {
     free_after_unlock later(this);
     try {
       if (stop.table != nullptr) stop.table->prefetch_used();  // as in swap
-      std::lock_guard<adaptive_mutex> lk(mu_);
+      std::lock_guard<adaptive_mutex> lk(lock_helping(), std::adopt_lock);
       const view v = load_view(std::memory_order_relaxed);  // as (S2)
       entry_t* e = find_in_table_locked(v, hv, eq, stop);
       if (e == nullptr && v.amended()) {
@@ -1042,6 +1045,148 @@ class shard {
     return nullptr;
   }
 
+  // ---- helping: writers that wait for mu_ during a rebuild copy part of it ------------
+  //
+  // A rebuild holds mu_ while it copies the old table, and a writer that needs mu_ (a fresh
+  // key, or a key whose entry it found frozen) would sleep until the copy is done. Instead
+  // it copies chunks of the old table into the new one too (decisions.md D51). The copy of
+  // a table of at least 4 * copy_chunk_min slots is cut into chunks, and job_ says which
+  // are left (chunks << 16 | next; 0 when no copy is on). Each copier (the rebuilder, and
+  // any writer waiting for mu_: lock_helping) claims the next chunk with a CAS of job_ and
+  // copies that chunk's present entries into the new table, taking each slot there with a
+  // CAS of its tag (emplace_copy_shared); the rebuilder then waits until every chunk is
+  // done and goes on as before (grow, dirty keys, publish). Why the copy stays right:
+  // - What a helper reads of the old table is what the rebuilder would read: the helper's
+  //   loads of entries and tags come after the freeze's (F2) in happens-before (F2, the
+  //   release store of job_, the claim's acquire), and the pairs of freeze, (F1)/(F2)
+  //   against (L1)/(F3) and (K1)/(K2), are stated for a fence that happens before the loads
+  //   ([atomics.order]; C++20 wording, which compilers implement for C++17 too).
+  // - What a helper writes into the new table happens before it is published: each chunk
+  //   ends with a release increment of job_done_, and the rebuilder's acquire load sees
+  //   them all before (S3).
+  // - Lifetime: a claimed chunk holds the rebuild back until it is done, so the tables and
+  //   job fields a helper reads stay those of the rebuild whose chunk it claimed. A stale
+  //   word cannot claim a chunk of another rebuild: the CAS succeeds only if job_ still
+  //   holds that word, and then the claim is of the rebuild that job_ describes now.
+  // - No deadlock: a rebuild waits for claims to settle, for entry locks and for chunks,
+  //   never for a mutex, and a writer waiting for mu_ holds no claimed slot and no entry
+  //   lock (it releases them before it goes to mu_). It may hold another map's shard mutex
+  //   (a load_or_compute's make() that calls another map), which no rebuild waits for.
+
+  /// Takes mu_. While it waits, a writer copies chunks of the copy of a rebuild in
+  /// progress (adaptive_mutex::lock's idle function: at each spin, and before each sleep;
+  /// the rebuild wakes sleepers once its chunks are there). Returns mu_, locked.
+  adaptive_mutex& lock_helping() noexcept {
+    mu_.lock([this] { help_rebuild(); });
+    return mu_;
+  }
+
+  /// Copies chunks of a rebuild's copy until none is left to claim.
+  void help_rebuild() noexcept {
+    // Relaxed: only a claim's CAS, which acquires, makes a copier read the job's fields.
+    std::uint64_t w = job_.load(std::memory_order_relaxed);
+    std::size_t chunk = 0;
+    bool helped = false;
+    while (claim_chunk(w, chunk)) {
+      copy_chunk(chunk);
+      helped = true;
+    }
+    if (helped) helped_.fetch_add(1, std::memory_order_relaxed);  // a count, for tests
+  }
+
+  /// Slots per chunk of a rebuild's copy that waiting writers may help with, or 0 for a
+  /// table too small to share, which its rebuilder copies alone.
+  static std::size_t copy_chunk_slots(std::size_t capacity) noexcept {
+    if (capacity < 4 * copy_chunk_min) return 0;
+    return std::max(copy_chunk_min, capacity >> 15);  // at most 32768 chunks (16 bits)
+  }
+
+  static std::size_t job_chunks(std::uint64_t w) noexcept { return (w >> 16) & 0xffffU; }
+  static std::size_t job_next(std::uint64_t w) noexcept { return w & 0xffffU; }
+
+  /// Claims the next chunk of the copy in job_ (w: the word last seen, updated); false if
+  /// none is left.
+  bool claim_chunk(std::uint64_t& w, std::size_t& chunk) noexcept {
+    while (job_next(w) < job_chunks(w)) {
+      // acquire: the job's fields, written before the rebuilder's release store of job_,
+      // are read after this (the CAS reads from that store's release sequence, which the
+      // other copiers' claims continue). A failed CAS loads w again; relaxed, since no
+      // field is read on its strength.
+      if (job_.compare_exchange_weak(w, w + 1, std::memory_order_acquire,
+                                     std::memory_order_relaxed)) {
+        chunk = job_next(w);
+        ++w;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /// Copies chunk `chunk` of the job's old table into its new one, then counts it done.
+  void copy_chunk(std::size_t chunk) noexcept {
+    table_t* const from = job_from_;
+    table_t* const to = job_to_;
+    const std::size_t cs = job_chunk_slots_;
+    std::uint64_t placed = 0;
+    // Relaxed: a hint (the copy is thrown away once a copier overflowed the new table).
+    bool fit = !job_overflow_.load(std::memory_order_relaxed);
+    if (fit) {
+      from->for_each_settled_in(chunk * cs, (chunk + 1) * cs, [&](entry_t& e) {
+        if (!fit) return;
+        const snapshot s = e.read();
+        if (s.state != state_present) return;
+        if (to->emplace_copy_shared(e, s.word)) {
+          ++placed;
+        } else {
+          fit = false;
+        }
+      });
+    }
+    // Relaxed: the rebuilder reads both after its acquire of job_done_.
+    if (placed != 0) job_placed_.fetch_add(placed, std::memory_order_relaxed);
+    if (!fit) job_overflow_.store(true, std::memory_order_relaxed);
+    // release: this chunk's writes into `to` (tags, entries) and the counts above happen
+    // before the rebuilder's acquire load that sees the chunk done, so before it publishes
+    // `to` (S3), and before it frees `to` or writes the job's fields again.
+    job_done_.fetch_add(1, std::memory_order_release);
+  }
+
+  /// A rebuild's copy of t (frozen) into nt (unpublished, empty) in chunks of `cs` slots,
+  /// some of which writers that wait for mu_ meanwhile may take (lock_helping). Counts nt's
+  /// slots. False if the copiers overflowed nt (the live count lagged): it then holds
+  /// copies and owns nothing.
+  bool copy_helped_locked(table_t* t, table_t* nt, std::size_t cs) noexcept {
+    const std::size_t chunks = t->capacity() / cs;
+    job_from_ = t;
+    job_to_ = nt;
+    job_chunk_slots_ = cs;
+    job_placed_.store(0, std::memory_order_relaxed);
+    job_overflow_.store(false, std::memory_order_relaxed);
+    job_done_.store(0, std::memory_order_relaxed);
+    std::uint64_t w = std::uint64_t{chunks} << 16;
+    // release: the fields above before any copier's claim (claim_chunk's acquire).
+    job_.store(w, std::memory_order_release);
+    mu_.wake_waiters();  // writers asleep on mu_ come to help
+    std::size_t chunk = 0;
+    while (claim_chunk(w, chunk)) copy_chunk(chunk);
+    // Every chunk is claimed; wait for the helpers' ones. acquire: pairs with copy_chunk's
+    // release, for each chunk. A chunk takes microseconds; a helper descheduled in one is
+    // waited for with yields.
+    for (unsigned spins = 0; job_done_.load(std::memory_order_acquire) != chunks; ++spins) {
+      if (spins < 1024) {
+        cpu_relax();
+      } else {
+        std::this_thread::yield();
+      }
+    }
+    // No chunk is left to claim; 0 says so for any later rebuild's word. Relaxed: a word
+    // without chunks makes no copier read anything.
+    job_.store(0, std::memory_order_relaxed);
+    if (job_overflow_.load(std::memory_order_relaxed)) return false;
+    nt->count_claimed(job_placed_.load(std::memory_order_relaxed));
+    return nt->fits(0);
+  }
+
   /// Replaces t, a table no one else can reach yet (a rebuild's new one), by one twice as
   /// large, or larger, so that `more` entries fit besides t's; t's entries are copied and t
   /// freed alone (its keys and values move to the new table). False, t unchanged, if no
@@ -1139,36 +1284,56 @@ class shard {
       dirty_->clear();
       publish(t, false);
     } else {
-      // Freeze t: from here no writer changes its entries (a lock-free writer that locks
-      // one sees the flag and goes to mu_, held here; one that locked before finishes, and
-      // read() below waits for it). The new table is sized for the live count (size()), which
-      // lags writers in flight, so the copy grows it if it fills (grow_unpublished); a
-      // counting pass over t, which an exact size needs, read the whole table once more
-      // with mu_ held (decisions.md D26). Claims in flight are waited for below, and later
-      // ones see the flag (K2) and abandon their slots. The shared empty table has nothing
-      // to freeze and is never written.
+      // The new table first, while lock-free writers still change t's entries (they wait
+      // for nothing meanwhile, and a failure leaves nothing to undo; D51). It is sized for
+      // the live count (size()), which lags writers in flight, so the copy grows it if it
+      // fills (grow_unpublished); a counting pass over t, which an exact size needs, read
+      // the whole table once more with mu_ held (decisions.md D26).
+      // Then freeze t: from here no writer changes its entries (a lock-free writer that
+      // locks one sees the flag and goes to mu_, held here, where it helps with the copy;
+      // one that locked before finishes, and read() below waits for it). Claims in flight
+      // are waited for below, and later ones see the flag (K2) and abandon their slots. The
+      // shared empty table has nothing to freeze and is never written.
       const bool shared_empty = t == empty_table();
-      if (!shared_empty) t->freeze();
+      const std::size_t cs = shared_empty ? 0 : copy_chunk_slots(t->capacity());
       table_t* nt = nullptr;
       try {
         rec->bag.reserve_more(1);
         nt = new_table(capacity_for(live_t + d));
       } catch (...) {
-        // No writer acted on the flag other than by waiting for mu_, still held: undo it.
-        if (!shared_empty) t->thaw();
-        return false;
+        return false;  // t not frozen yet: nothing to undo
       }
+      if (!shared_empty) t->freeze();
       // Copy the present entries (their values no longer change); deleted ones stay behind.
       // Readers that still reach t see each entry as it is now, which is what nt holds.
-      // Claims in flight are waited for (for_each_settled).
+      // Claims in flight are waited for (for_each_settled). A table large enough is copied
+      // in chunks that writers waiting for mu_ share (copy_helped_locked); a smaller one,
+      // or a copy again after the copiers overflowed nt, by this thread alone.
       bool room = true;
-      t->for_each_settled([this, &nt, &room](entry_t& e) {
-        if (!room) return;
-        const snapshot s = e.read();
-        if (s.state != state_present) return;
-        if (!nt->fits(1) && !(room = grow_unpublished(nt, 1))) return;
-        nt->emplace_copy(e, s.word);
-      });
+      bool copied = false;
+      if (cs != 0) {
+        copied = copy_helped_locked(t, nt, cs);
+        if (!copied) {
+          // The copiers overflowed nt (the live count lagged): nt holds copies and owns
+          // nothing; start again alone, into a table twice as large.
+          try {
+            table_t* bigger = new_table(nt->capacity() * 2);
+            free_table(nt);
+            nt = bigger;
+          } catch (...) {
+            room = false;
+          }
+        }
+      }
+      if (room && !copied) {
+        t->for_each_settled([this, &nt, &room](entry_t& e) {
+          if (!room) return;
+          const snapshot s = e.read();
+          if (s.state != state_present) return;
+          if (!nt->fits(1) && !(room = grow_unpublished(nt, 1))) return;
+          nt->emplace_copy(e, s.word);
+        });
+      }
       if (room && !nt->fits(d)) room = grow_unpublished(nt, d);
       if (!room) {
         // No memory to grow: nt was never published and owns nothing (t's entries keep
@@ -1360,6 +1525,20 @@ class shard {
   detail::atomic<std::uint64_t> misses_total_{0};
   detail::atomic<std::uint64_t> promotions_{0};
   detail::atomic<std::uint64_t> rebuilds_{0};
+  // A rebuild's copy that writers waiting for mu_ may help with (copy_helped_locked), on a
+  // line of its own: chunks << 16 | next chunk, or 0 when there is none.
+  static constexpr std::size_t copy_chunk_min = 1024;
+  alignas(cacheline_size) detail::atomic<std::uint64_t> job_{0};
+  detail::atomic<std::uint64_t> job_done_{0};    // chunks copied in this rebuild
+  detail::atomic<std::uint64_t> job_placed_{0};  // entries they put into job_to_
+  detail::atomic<bool> job_overflow_{false};     // a copier found job_to_ full
+  // Written by the rebuilder (mu_ held) before job_'s release store, read by copiers after
+  // their claim's acquire, and not written again until every chunk is done.
+  table_t* job_from_ = nullptr;
+  table_t* job_to_ = nullptr;
+  std::size_t job_chunk_slots_ = 0;
+  // Times a waiting writer copied chunks of a rebuild (helped()).
+  detail::atomic<std::uint64_t> helped_{0};
   // Live keys: not here, but per thread, in each epoch record (ctr_size; see size()).
   // Bytes held from the memory resource (frees come from any thread's reclamation).
   cache_padded<detail::atomic<std::int64_t>> bytes_{0};

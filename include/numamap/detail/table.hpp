@@ -29,6 +29,7 @@
 #include <cstring>
 #include <new>
 #include <type_traits>
+#include <utility>
 #if defined(__unix__)
 #include <unistd.h>
 #endif
@@ -377,6 +378,34 @@ class entry_table {
     return emplace(e.hash, e.stored_key, w);
   }
 
+  /// emplace_copy() into a rebuild's new table, unpublished, while other threads that help
+  /// the rebuild copy into it too (shard.hpp, "helping"): the first empty slot on the key's
+  /// path is taken with a relaxed CAS of its tag, which only has to make the slot one
+  /// copier's (the table is published later, after every copier's release of its chunk and
+  /// the rebuilder's acquire of them). Does not count the slot (the rebuilder counts all).
+  /// False, having written nothing, if no empty slot is left (the copiers overflowed it).
+  bool emplace_copy_shared(const entry_t& e, std::uint64_t w) noexcept {
+    std::size_t i = e.hash & mask_;
+    const std::uint64_t tag = tag_of(e.hash);
+    for (std::size_t n = 0; n <= mask_; ++n, i = (i + 1) & mask_) {
+      tag_word& tw = tags_of(slots(), mask_)[i >> 3];
+      const unsigned sh = static_cast<unsigned>(i & 7U) * 8U;
+      std::uint64_t old = tw.load(std::memory_order_relaxed);
+      bool mine = false;
+      while (((old >> sh) & 0xffU) == 0) {
+        if (tw.compare_exchange_weak(old, old | (tag << sh), std::memory_order_relaxed,
+                                     std::memory_order_relaxed)) {
+          mine = true;
+          break;
+        }
+      }
+      if (!mine) continue;
+      fill(i, e.hash, e.stored_key, w);
+      return true;
+    }
+    return false;
+  }
+
   /// Removes entry `e` (backward-shift deletion; entries after it may move back one slot, so
   /// no pointer into the table survives this call). Only for tables no reader probes
   /// without the lock (the dirty map). Returns whether e was there.
@@ -423,9 +452,14 @@ class entry_table {
   /// freeze.
   template <class F>
   void for_each_settled(F&& f) {
+    for_each_settled_in(0, capacity(), std::forward<F>(f));
+  }
+  /// for_each_settled() over slots [from, to), both multiples of 8.
+  template <class F>
+  void for_each_settled_in(std::size_t from, std::size_t to, F&& f) {
     entry_t* s = slots();
     const tag_word* tw = tags_of(s, mask_);
-    for (std::size_t g = 0; g <= (mask_ >> 3); ++g) {  // eight tags a word
+    for (std::size_t g = from >> 3; g < (to >> 3); ++g) {  // eight tags a word
       std::uint64_t w = tw[g].load(std::memory_order_relaxed);
       while (w != 0) {
         const auto lane = static_cast<unsigned>(__builtin_ctzll(w)) / 8U;
