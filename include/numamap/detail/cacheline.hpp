@@ -98,9 +98,10 @@ class adaptive_mutex {
   /// Wakes every thread asleep in lock() (called by the holder): each looks again, calls its
   /// idle function, and sleeps again while the mutex is held. Nothing if no one may sleep.
   void wake_waiters() noexcept {
-    // Relaxed: a hint. A waiter that marks the word 2 after this load calls idle() itself
-    // before it sleeps; one that calls idle() just before this call's work is there, and
-    // goes to sleep just after the wake, sleeps until the unlock, as without idle().
+    // Relaxed: a hint. A waiter that marks the word 2 as this load runs, or calls idle()
+    // just before the holder's work is there and sleeps just after the wake, may miss that
+    // work and sleep until the unlock, as without idle(): it loses the work, never a wake-up
+    // (the unlock still finds the word 2 and wakes one).
     if (state_.load(std::memory_order_relaxed) == 2) {
       (void)::syscall(SYS_futex, reinterpret_cast<int*>(&state_), FUTEX_WAKE_PRIVATE,
                       std::numeric_limits<int>::max(), nullptr, nullptr, 0);

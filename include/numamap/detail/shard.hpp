@@ -961,7 +961,8 @@ class shard {
     // no memory can be had, the key goes to the dirty map as before. The check sums every
     // thread's count (size()), once per table filled: the view is amended after it.
     // Whether lock-free claims may have published in t since find_locked's probe: t is
-    // open, or was until a rebuild below failed for memory and left it closed (thaw); the
+    // open, or was until a rebuild below froze it, then failed for memory and left it
+    // closed (thaw; a rebuild that finds no memory for its new table leaves t open); the
     // claims that saw it open before the freeze are then in t, and the key may be among
     // them, so the dirty-map branch must probe t again as a closing insert does.
     bool probe_again = t != empty_table() && t->claims_open_locked();
@@ -1047,9 +1048,10 @@ class shard {
 
   // ---- helping: writers that wait for mu_ during a rebuild copy part of it ------------
   //
-  // A rebuild holds mu_ while it copies the old table, and a writer that needs mu_ (a fresh
-  // key, or a key whose entry it found frozen) would sleep until the copy is done. Instead
-  // it copies chunks of the old table into the new one too (decisions.md D51). The copy of
+  // A rebuild holds mu_ while it copies the old table, and a thread that needs mu_ (a writer
+  // with a fresh key or a frozen entry, a lookup that missed into the dirty map, a range
+  // that promotes) would sleep until the copy is done. Instead it copies chunks of the old
+  // table into the new one too (decisions.md D51). The copy of
   // a table of at least 4 * copy_chunk_min slots is cut into chunks, and job_ says which
   // are left (chunks << 16 | next; 0 when no copy is on). Each copier (the rebuilder, and
   // any writer waiting for mu_: lock_helping) claims the next chunk with a CAS of job_ and
@@ -1069,9 +1071,10 @@ class shard {
   //   word cannot claim a chunk of another rebuild: the CAS succeeds only if job_ still
   //   holds that word, and then the claim is of the rebuild that job_ describes now.
   // - No deadlock: a rebuild waits for claims to settle, for entry locks and for chunks,
-  //   never for a mutex, and a writer waiting for mu_ holds no claimed slot and no entry
-  //   lock (it releases them before it goes to mu_). It may hold another map's shard mutex
-  //   (a load_or_compute's make() that calls another map), which no rebuild waits for.
+  //   never for a mutex, and a thread waiting for mu_ holds no entry lock and no claimed
+  //   slot of this shard's tables (it abandons or fills them before it goes to mu_). A
+  //   make() of load_or_compute that calls another map holds its own map's shard mutex,
+  //   and perhaps a slot it claimed there; no rebuild of that shard can be running.
 
   /// Takes mu_. While it waits, a writer copies chunks of the copy of a rebuild in
   /// progress (adaptive_mutex::lock's idle function: at each spin, and before each sleep;
@@ -1128,14 +1131,18 @@ class shard {
     table_t* const to = job_to_;
     const std::size_t cs = job_chunk_slots_;
     std::uint64_t placed = 0;
-    // Relaxed: a hint (the copy is thrown away once a copier overflowed the new table).
+    // Relaxed: hints. The copy is thrown away once a copier overflowed the new table, and
+    // past the maximum load (counting the chunks done so far) it would be too, so the
+    // copier stops there rather than fill the table to its last slot.
     bool fit = !job_overflow_.load(std::memory_order_relaxed);
+    const std::uint64_t before = job_placed_.load(std::memory_order_relaxed);
     if (fit) {
       from->for_each_settled_in(chunk * cs, (chunk + 1) * cs, [&](entry_t& e) {
         if (!fit) return;
         const snapshot s = e.read();
         if (s.state != state_present) return;
-        if (to->emplace_copy_shared(e, s.word)) {
+        if (within_max_load(before + placed + 1, to->capacity()) &&
+            to->emplace_copy_shared(e, s.word)) {
           ++placed;
         } else {
           fit = false;
