@@ -61,7 +61,6 @@
 #include <cstring>
 #include <mutex>
 #include <new>
-#include <thread>
 #include <type_traits>
 #include <utility>
 
@@ -1178,14 +1177,8 @@ class shard {
     while (claim_chunk(w, chunk)) copy_chunk(chunk);
     // Every chunk is claimed; wait for the helpers' ones. acquire: pairs with copy_chunk's
     // release, for each chunk. A chunk takes microseconds; a helper descheduled in one is
-    // waited for with yields.
-    for (unsigned spins = 0; job_done_.load(std::memory_order_acquire) != chunks; ++spins) {
-      if (spins < 1024) {
-        cpu_relax();
-      } else {
-        std::this_thread::yield();
-      }
-    }
+    // waited for with yields (backoff, as for an entry's writer).
+    for (backoff wait; job_done_.load(std::memory_order_acquire) != chunks;) wait();
     // No chunk is left to claim; 0 says so for any later rebuild's word. Relaxed: a word
     // without chunks makes no copier read anything.
     job_.store(0, std::memory_order_relaxed);

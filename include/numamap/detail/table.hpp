@@ -306,20 +306,10 @@ class entry_table {
   /// a key with the same tag wait for it (probe<true>), and a rebuild waits for it
   /// (for_each_settled). Every write path claims the slots of a table others can reach:
   /// lock-free inserts with credits (shard.hpp), and the shard mutex holder's.
+  /// (K1) seq_cst: the claim against a closing (C1)/(C2) or a freezing (F1)/(F2) mutex
+  /// holder; the claimer's (K2) follows (close).
   bool claim(std::size_t i, std::uint32_t bucket_bits) noexcept {
-    tag_word& tw = tags_of(slots(), mask_)[i >> 3];
-    const unsigned sh = static_cast<unsigned>(i & 7U) * 8U;
-    std::uint64_t old = tw.load(std::memory_order_relaxed);
-    for (;;) {
-      if (((old >> sh) & 0xffU) != 0) return false;
-      // (K1) seq_cst: the claim against a closing (C1)/(C2) or a freezing (F1)/(F2) mutex
-      //      holder; the claimer's (K2) follows (close). Another slot's claim in the same
-      //      word makes the CAS fail with the new word: then look again.
-      if (tw.compare_exchange_weak(old, old | (tag_of(bucket_bits) << sh),
-                                   std::memory_order_seq_cst, std::memory_order_relaxed)) {
-        return true;
-      }
-    }
+    return claim_tag(i, bucket_bits, std::memory_order_seq_cst);
   }
 
   /// Publishes claimed slot i as a new present entry (hash, key, word). The key slot `k` is
@@ -386,22 +376,11 @@ class entry_table {
   /// False, having written nothing, if no empty slot is left (the copiers overflowed it).
   bool emplace_copy_shared(const entry_t& e, std::uint64_t w) noexcept {
     std::size_t i = e.hash & mask_;
-    const std::uint64_t tag = tag_of(e.hash);
     for (std::size_t n = 0; n <= mask_; ++n, i = (i + 1) & mask_) {
-      tag_word& tw = tags_of(slots(), mask_)[i >> 3];
-      const unsigned sh = static_cast<unsigned>(i & 7U) * 8U;
-      std::uint64_t old = tw.load(std::memory_order_relaxed);
-      bool mine = false;
-      while (((old >> sh) & 0xffU) == 0) {
-        if (tw.compare_exchange_weak(old, old | (tag << sh), std::memory_order_relaxed,
-                                     std::memory_order_relaxed)) {
-          mine = true;
-          break;
-        }
+      if (is_empty_slot(i) && claim_tag(i, e.hash, std::memory_order_relaxed)) {
+        fill(i, e.hash, e.stored_key, w);
+        return true;
       }
-      if (!mine) continue;
-      fill(i, e.hash, e.stored_key, w);
-      return true;
     }
     return false;
   }
@@ -482,6 +461,22 @@ class entry_table {
   }
 
  private:
+  /// The CAS of slot i's tag from 0 to the key's tag (claim, emplace_copy_shared), with
+  /// `order` on success. False if the slot is taken. Another slot's claim in the same word
+  /// makes the CAS fail with the new word: then look again.
+  bool claim_tag(std::size_t i, std::uint32_t bucket_bits, std::memory_order order) noexcept {
+    tag_word& tw = tags_of(slots(), mask_)[i >> 3];
+    const unsigned sh = static_cast<unsigned>(i & 7U) * 8U;
+    std::uint64_t old = tw.load(std::memory_order_relaxed);
+    for (;;) {
+      if (((old >> sh) & 0xffU) != 0) return false;
+      if (tw.compare_exchange_weak(old, old | (tag_of(bucket_bits) << sh), order,
+                                   std::memory_order_relaxed)) {
+        return true;
+      }
+    }
+  }
+
   entry_table(std::size_t capacity, std::uint64_t gen) noexcept : mask_(capacity - 1), gen_(gen) {}
 
   entry_t* slots() noexcept { return reinterpret_cast<entry_t*>(this + 1); }
