@@ -676,6 +676,7 @@ struct map_test_access {
   static read_table_info read_table(const Map& m, std::size_t i) {
     using shard_type = typename Map::shard_t;
     auto g = m.domain_->pin();
+    // (S1) acquire: as a reader's load of the view.
     const typename shard_type::view v{m.reads_[i].load(std::memory_order_acquire)};
     const auto* t = v.table();
     return {t, t->capacity(), t->used(), v.amended(), v.tags()};

@@ -278,8 +278,9 @@ class numa_state {
         } else {
           note_ +=
               (note_.empty() ? "" : "; ") + probe_failure(node, e) + " (node not in the topology)";
-          // release: see create_arena; a heap slot publishes nothing else.
-          slots_[node].store(heap_slot, std::memory_order_release);
+          // Relaxed: a heap slot publishes nothing (no arena); a thread that sees it uses
+          // the heap, and reads note_ only under note_mu_.
+          slots_[node].store(heap_slot, std::memory_order_relaxed);
         }
         // relaxed: we just stored it under the lock.
         v = slots_[node].load(std::memory_order_relaxed);

@@ -109,12 +109,13 @@ class adaptive_mutex {
   }
   bool try_lock() noexcept {
     int c = 0;
-    // acquire: the holder's critical section, ended by unlock's release, happens before ours.
+    // (M1) acquire: the holder's critical section, ended by unlock's release, happens before
+    // ours. Failure relaxed: a taken mutex is not entered, so nothing is read through it.
     return state_.compare_exchange_strong(c, 1, std::memory_order_acquire,
                                           std::memory_order_relaxed);
   }
   void unlock() noexcept {
-    // release: our critical section before the next holder's (pairs with lock's acquire).
+    // (M2) release: our critical section before the next holder's (pairs with (M1)).
     // 2 means someone may sleep on the word: wake one.
     if (state_.exchange(0, std::memory_order_release) == 2) wake_one();
   }
@@ -129,6 +130,8 @@ class adaptive_mutex {
     for (int i = 0; i < spin_tries; ++i) {
       idle();
       cpu_relax();
+      // Relaxed: a look before the CAS, which decides; (M1) acquire on success, failure
+      // relaxed (nothing is read on its strength).
       c = state_.load(std::memory_order_relaxed);
       if (c == 0 && state_.compare_exchange_weak(c, 1, std::memory_order_acquire,
                                                  std::memory_order_relaxed)) {
@@ -137,7 +140,7 @@ class adaptive_mutex {
     }
     // Mark the word "waited for" before sleeping, so the holder's unlock wakes us; taking
     // it with 2 (not 1) is conservative: a later unlock may wake a thread that need not wait.
-    // acquire: as try_lock().
+    // (M1) acquire: as try_lock().
     if (c != 2) c = state_.exchange(2, std::memory_order_acquire);
     while (c != 0) {
       idle();

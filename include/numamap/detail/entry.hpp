@@ -124,6 +124,8 @@ struct entry {
   entry& operator=(entry&&) = delete;
 
   const Key& key() const noexcept { return stored_key.get(); }
+  /// Whether the slot holds an entry. Relaxed: for slots only the shard mutex holder
+  /// writes (the dirty map, an unpublished table), which the mutex orders.
   bool is_full() const noexcept { return (ctl.load(std::memory_order_relaxed) & full_bit) != 0; }
 
   static std::uint32_t visible_state(std::uint32_t c) noexcept { return c & state_mask; }
@@ -156,6 +158,8 @@ struct entry {
   /// Takes the writer lock; returns what the entry held.
   locked lock() noexcept {
     backoff wait;
+    // Relaxed, here and in the wait below: only a guess at ctl for the CAS, which reads it
+    // again and orders (L1); nothing is read on the strength of these loads.
     std::uint32_t c = ctl.load(std::memory_order_relaxed);
     for (;;) {
       if ((c & lock_bit) == 0 &&
@@ -163,12 +167,15 @@ struct entry {
           //      seq_cst: a writer that reached the entry without the shard mutex then loads
           //      its table's frozen flag (F3); against the rebuild's (F1)/(F2) either the
           //      writer sees the flag or the rebuild sees this lock (table.hpp, freeze).
-          //      On x86-64 the same instruction as acquire.
+          //      On x86-64 the same instruction as acquire. Failure relaxed: a failed CAS
+          //      only refreshes c for the next try, and nothing is read on its strength.
           ctl.compare_exchange_weak(c, c | lock_bit, std::memory_order_seq_cst,
                                     std::memory_order_relaxed)) {
         // (E5) release fence: the word store that follows cannot be seen by a reader
         //      without that reader also seeing the lock bit (pairs with (E3)).
         fence_release();
+        // Relaxed: (L1)'s acquire already orders this load after the previous writer's
+        // word store (which its (E6) release published); writers are serialised by the lock.
         return {c, word.load(std::memory_order_relaxed)};
       }
       if ((c & lock_bit) != 0) {
@@ -180,6 +187,8 @@ struct entry {
 
   /// Publishes `w` in state `s` and releases the lock.
   void unlock(const locked& l, std::uint64_t w, std::uint32_t s) noexcept {
+    // Relaxed: the lock is held; readers that see this word also see the lock bit ((E5),
+    // (E3)) and reject it, and the (E6) release below publishes it with the new ctl.
     word.store(w, std::memory_order_relaxed);
     // (E6) release: the word (and a new value node) before the new ctl.
     ctl.store(((l.ctl + count_one) & ~(lock_bit | state_mask)) | s, std::memory_order_release);

@@ -302,6 +302,8 @@ class epoch_domain {
   /// (a thread may exit concurrently: the registry lock orders that).
   ~epoch_domain() {
     drain();
+    // (D11) acquire, as every walk of the list: each record was initialised before it was
+    // pushed.
     thread_record* r = head_.load(std::memory_order_acquire);
     while (r != nullptr) {
       thread_record* next = r->next;
@@ -323,6 +325,7 @@ class epoch_domain {
     // giving its record back (thread_cache's destructor, release_record): wait for it.
     // Acquire: pairs with its release decrement; what it freed and wrote is done.
     while (exiting_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+    // (D11) acquire: as in the destructor.
     for (thread_record* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
       r->bag.free_all();
       r->leftovers.store(false, std::memory_order_relaxed);
@@ -474,6 +477,7 @@ class epoch_domain {
   /// Objects retired and not yet freed (all threads). Exact when no thread runs.
   std::size_t pending() const {
     std::size_t n = 0;
+    // (D11) acquire: a record reached is initialised.
     for (thread_record* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
       n += r->bag.size();
     }
@@ -485,6 +489,7 @@ class epoch_domain {
   std::pair<std::size_t, std::size_t> record_counts() const noexcept {
     std::size_t all = 0;
     std::size_t held = 0;
+    // (D11) acquire: a record reached is initialised.
     for (thread_record* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
       ++all;
       held += r->in_use.load(std::memory_order_relaxed) ? 1 : 0;  // relaxed: a count
@@ -495,6 +500,7 @@ class epoch_domain {
   /// Sums counter i over every record (statistics; relaxed reads, approximate while running).
   std::uint64_t sum_counter(std::size_t i) const noexcept {
     std::uint64_t s = 0;
+    // (D11) acquire: a record reached is initialised.
     for (thread_record* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
       // Relaxed: a statistic; no other memory is read through it.
       s += r->counters()[i].load(std::memory_order_relaxed);
@@ -619,6 +625,7 @@ class epoch_domain {
   /// record is claimed for the time of its frees, so no other thread touches its bag. e is
   /// an epoch this thread read with acquire (try_advance, (D12)), as for its own bag.
   void adopt_leftovers(const thread_record* self, std::uint64_t e) noexcept {
+    // (D11) acquire: a record reached is initialised.
     for (thread_record* q = head_.load(std::memory_order_acquire); q != nullptr; q = q->next) {
       // Relaxed: hints; the CAS decides.
       if (q == self || !q->leftovers.load(std::memory_order_relaxed) ||
@@ -649,9 +656,11 @@ class epoch_domain {
   }
 
   thread_record* claim_record() {
+    // (D11) acquire: a record reached is initialised.
     for (thread_record* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
       bool expected = false;
       // (D10) acquire: pairs with (D9); the previous owner's bag and counters are visible.
+      // The relaxed load first is a hint that skips records in use; the CAS decides.
       if (!r->in_use.load(std::memory_order_relaxed) &&
           r->in_use.compare_exchange_strong(expected, true, std::memory_order_acquire,
                                             std::memory_order_relaxed)) {
@@ -665,6 +674,8 @@ class epoch_domain {
     for (std::size_t i = 0; i < counters_; ++i) {
       new (&r->counters()[i]) detail::atomic<std::uint64_t>(0);
     }
+    // Relaxed: the CAS below checks it; a push's release CAS continues the release
+    // sequence of the pushes before it, so readers that see this record see theirs too.
     thread_record* h = head_.load(std::memory_order_relaxed);
     do {
       r->next = h;
@@ -689,6 +700,7 @@ class epoch_domain {
     //       ThreadSanitizer found it.)
     std::uint64_t e = global_->load(std::memory_order_acquire);
     heavy_fence(membarrier_);  // (D5) pairs with every reader's (D3)
+    // (D11) acquire: a record reached is initialised.
     for (thread_record* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
       // (D6) acquire: pairs with (D4); a record seen inactive or at e has finished every
       //      access made under an older announcement.

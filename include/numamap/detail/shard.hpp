@@ -189,6 +189,8 @@ class shard {
 
   /// Frees everything reachable. Retired objects are the domain's (freed before this).
   ~shard() {
+    // Relaxed: the map is being destroyed, so no other thread uses the shard (its owner's
+    // destructor is ordered after every use, as for any object).
     const view v = load_view(std::memory_order_relaxed);
     free_table_and_contents(v.table());
     free_table_and_contents(dirty_);
@@ -659,6 +661,8 @@ class shard {
     const auto n = static_cast<std::int64_t>(dom_->sum_counter(counter(ctr_size)));
     return n > 0 ? static_cast<std::size_t>(n) : 0;
   }
+  // The statistics below load relaxed: each is a count that no other memory is read
+  // through (design.md §3, the counters' row), and a stats() snapshot is not atomic.
   std::size_t bytes() const noexcept {
     const std::int64_t n = bytes_->load(std::memory_order_relaxed);
     return n > 0 ? static_cast<std::size_t>(n) : 0;
@@ -815,6 +819,7 @@ class shard {
         w = produce();
         have_w = true;
       }
+      // (S2) relaxed: mu_ is held.
       const auto r = try_load_or_store(e, load_view(std::memory_order_relaxed).table(), w, rec);
       if (r.first == 1) {
         later.word(w);
@@ -878,6 +883,8 @@ class shard {
   /// Whether the thread holds credits for lock-free claims in table t (claim_new).
   NUMAMAP_ALWAYS_INLINE bool has_credit(const table_t* t, thread_record* rec) const noexcept {
     auto* c = rec->counters();
+    // Relaxed: the thread's own counters (owner-written); no other memory is read through
+    // them, and the claim that follows is ordered by (K1)/(K2).
     return c[counter(ctr_credits)].load(std::memory_order_relaxed) != 0 &&
            c[counter(ctr_credit_gen)].load(std::memory_order_relaxed) == t->gen();
   }
@@ -966,7 +973,7 @@ class shard {
     // them, so the dirty-map branch must probe t again as a closing insert does.
     bool probe_again = t != empty_table() && t->claims_open_locked();
     if (!direct && t != empty_table() && !v.amended() && crowded_locked(t) && promote_locked()) {
-      v = load_view(std::memory_order_relaxed);  // the rebuilt table; stop was for t
+      v = load_view(std::memory_order_relaxed);  // (S2); the rebuilt table; stop was for t
       t = v.table();
       direct = t->fits(1);
       probe_again = t->claims_open_locked();
@@ -1110,7 +1117,7 @@ class shard {
   /// none is left.
   bool claim_chunk(std::uint64_t& w, std::size_t& chunk) noexcept {
     while (job_next(w) < job_chunks(w)) {
-      // acquire: the job's fields, written before the rebuilder's release store of job_,
+      // (H2) acquire: the job's fields, written before the rebuilder's release store of job_,
       // are read after this (the CAS reads from that store's release sequence, which the
       // other copiers' claims continue). A failed CAS loads w again; relaxed, since no
       // field is read on its strength.
@@ -1151,7 +1158,7 @@ class shard {
     // Relaxed: the rebuilder reads both after its acquire of job_done_.
     if (placed != 0) job_placed_.fetch_add(placed, std::memory_order_relaxed);
     if (!fit) job_overflow_.store(true, std::memory_order_relaxed);
-    // release: this chunk's writes into `to` (tags, entries) and the counts above happen
+    // (H3) release: this chunk's writes into `to` (tags, entries) and the counts above happen
     // before the rebuilder's acquire load that sees the chunk done, so before it publishes
     // `to` (S3), and before it frees `to` or writes the job's fields again.
     job_done_.fetch_add(1, std::memory_order_release);
@@ -1170,13 +1177,13 @@ class shard {
     job_overflow_.store(false, std::memory_order_relaxed);
     job_done_.store(0, std::memory_order_relaxed);
     std::uint64_t w = std::uint64_t{chunks} << 16;
-    // release: the fields above before any copier's claim (claim_chunk's acquire).
+    // (H1) release: the fields above before any copier's claim ((H2), claim_chunk).
     job_.store(w, std::memory_order_release);
     mu_.wake_waiters();  // writers asleep on mu_ come to help
     std::size_t chunk = 0;
     while (claim_chunk(w, chunk)) copy_chunk(chunk);
-    // Every chunk is claimed; wait for the helpers' ones. acquire: pairs with copy_chunk's
-    // release, for each chunk. A chunk takes microseconds; a helper descheduled in one is
+    // Every chunk is claimed; wait for the helpers' ones. (H4) acquire: pairs with (H3),
+    // for each chunk. A chunk takes microseconds; a helper descheduled in one is
     // waited for with yields (backoff, as for an entry's writer).
     for (backoff wait; job_done_.load(std::memory_order_acquire) != chunks;) wait();
     // No chunk is left to claim; 0 says so for any later rebuild's word. Relaxed: a word
@@ -1226,7 +1233,7 @@ class shard {
   /// it goes to `later`, freed once mu_ is released.
   std::uint64_t drop_dirty_locked(entry_t* e, thread_record* rec,
                                   free_after_unlock& later) noexcept {
-    const std::uint64_t w = e->word.load(std::memory_order_relaxed);
+    const std::uint64_t w = e->word.load(std::memory_order_relaxed);  // dirty: mu_ orders it
     later.key(e->stored_key);
     dirty_->erase(e);  // moves other dirty entries: e is gone
     add_size(rec, -1);
@@ -1279,6 +1286,7 @@ class shard {
       // closed since its first dirty key: no lock-free claim of these keys publishes in
       // it); the dirty slots are just emptied.
       dirty_->for_each([t](entry_t& e) {
+        // Relaxed: a dirty entry, written only under mu_ (held).
         t->emplace_claimed(e.hash, e.stored_key, e.word.load(std::memory_order_relaxed));
       });
       dirty_->clear();
@@ -1348,11 +1356,13 @@ class shard {
       // Unreachable from the new view now: the old table, with the keys of the entries it
       // left behind (a present entry's key and value now belong to nt), retired whole.
       retire_table(t);
+      // Relaxed: a count written under mu_ only (the field's comment).
       rebuilds_.store(rebuilds_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
     shrink_dirty_locked();
     misses_ = 0;
     promote_check_ = 64;
+    // Relaxed: a count written under mu_ only (the field's comment).
     promotions_.store(promotions_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     return true;
   }
@@ -1375,11 +1385,13 @@ class shard {
 
   void* alloc(std::size_t bytes, std::size_t align) {
     void* p = mem_->allocate(bytes, align, node_);
+    // Relaxed: a count for stats(); no memory is read through it (design.md §3).
     bytes_->fetch_add(static_cast<std::int64_t>(bytes), std::memory_order_relaxed);
     return p;
   }
   void dealloc(void* p, std::size_t bytes, std::size_t align) noexcept {
     mem_->deallocate(p, bytes, align, node_);
+    // Relaxed: as in alloc.
     bytes_->fetch_sub(static_cast<std::int64_t>(bytes), std::memory_order_relaxed);
   }
 

@@ -330,7 +330,10 @@ class entry_table {
   /// every probe passes and every walk skips. Its tag stays; the slot is not reused (it was
   /// counted against the table's room when it was claimed).
   void abandon(std::size_t i) noexcept {
-    slots()[i].ctl.store(abandoned_ctl, std::memory_order_release);  // ends waits on it
+    // Relaxed: publishes nothing (the claimer wrote none of the slot's fields), and a
+    // writer or rebuild waiting on the slot (settle) only needs to see its ctl nonzero,
+    // after which it skips the slot without reading more of it. Ends waits on it.
+    slots()[i].ctl.store(abandoned_ctl, std::memory_order_relaxed);
   }
 
   /// Claims and fills the first empty slot on the key's path, with the shard mutex held, in
@@ -467,6 +470,11 @@ class entry_table {
   bool claim_tag(std::size_t i, std::uint32_t bucket_bits, std::memory_order order) noexcept {
     tag_word& tw = tags_of(slots(), mask_)[i >> 3];
     const unsigned sh = static_cast<unsigned>(i & 7U) * 8U;
+    // Relaxed, this load and the CAS's failure: a guess at the word that the CAS checks.
+    // A claim that fails because slot i is taken reads that claim without (T0)'s seq_cst,
+    // but no caller goes past slot i on the strength of it: claim_new goes to the mutex
+    // and probes again there (seq_cst, as a writer), insert_new_locked probes again, and
+    // emplace_copy_shared's table is unpublished.
     std::uint64_t old = tw.load(std::memory_order_relaxed);
     for (;;) {
       if (((old >> sh) & 0xffU) != 0) return false;
@@ -677,7 +685,8 @@ class entry_table {
     clear_entry(slots()[i]);
     set_tag(i, 0);
   }
-  /// A slot's fields back to empty (its tag is the caller's).
+  /// A slot's fields back to empty (its tag is the caller's). Relaxed: writer-only (a table
+  /// only the shard mutex holder reaches), which the mutex orders.
   static void clear_entry(entry_t& s) noexcept {
     s.ctl.store(0, std::memory_order_relaxed);
     s.word.store(0, std::memory_order_relaxed);
