@@ -160,7 +160,11 @@ class entry_table {
   /// the state (claims_open): the store-buffering pattern of freeze below, so either the
   /// claimer sees the table closed (and abandons its slot), or the holder's probe sees the
   /// claim (and waits for it to settle, then compares its key). A key never has an entry in
-  /// both the table and the dirty map.
+  /// both the table and the dirty map. (C1) alone could be relaxed: (C2) orders it against
+  /// (K2) ([atomics.order]: a store sequenced before a seq_cst fence is seen by every
+  /// seq_cst load that follows the fence in the total order). It stays seq_cst so that the
+  /// proofs may place it in that order ((T0), match_group), at no cost that shows: one
+  /// xchg instead of a mov, once per table closed.
   void close() noexcept {
     claims_.store(claim_state_closed, std::memory_order_seq_cst);  // (C1)
     fence_seq_cst();                                               // (C2)
@@ -188,7 +192,8 @@ class entry_table {
   /// writer that backs off stores the ctl it found back, unchanged).
   /// The same pairs hold for a lock-free claim of an empty slot ((K1), (K2)): either the
   /// claimer sees the table frozen and abandons its slot, or the rebuild's pass over the
-  /// tags (for_each_settled) sees the claim and waits for it to settle.
+  /// tags (for_each_settled) sees the claim and waits for it to settle. (F1) is seq_cst for
+  /// the reason (C1) is (close), once per rebuild or clear.
   void freeze() noexcept {
     claims_.store(claim_state_frozen, std::memory_order_seq_cst);  // (F1)
     fence_seq_cst();                                               // (F2)
