@@ -174,8 +174,9 @@ struct entry {
         // (E5) release fence: the word store that follows cannot be seen by a reader
         //      without that reader also seeing the lock bit (pairs with (E3)).
         fence_release();
-        // Relaxed: (L1)'s acquire already orders this load after the previous writer's
-        // word store (which its (E6) release published); writers are serialised by the lock.
+        // Relaxed: (L1)'s acquire already orders this load after the word's last store,
+        // published by the previous writer's (E6), or for a new entry by (T2) or a rebuild's
+        // publication (H3, S3); writers are serialised by the lock.
         return {c, word.load(std::memory_order_relaxed)};
       }
       if ((c & lock_bit) != 0) {

@@ -477,9 +477,10 @@ class entry_table {
     const unsigned sh = static_cast<unsigned>(i & 7U) * 8U;
     // Relaxed, this load and the CAS's failure: a guess at the word that the CAS checks.
     // A claim that fails because slot i is taken reads that claim without (T0)'s seq_cst,
-    // but no caller goes past slot i on the strength of it: claim_new goes to the mutex
-    // and probes again there (seq_cst, as a writer), insert_new_locked probes again, and
-    // emplace_copy_shared's table is unpublished.
+    // and only emplace_claimed goes past slot i on the strength of it, with the mutex held
+    // in a table already closed (no later closer needs (T0) there; the mutex orders it).
+    // claim_new goes to the mutex and probes again there (seq_cst, as a writer),
+    // insert_new_locked probes again, and emplace_copy_shared's table is unpublished.
     std::uint64_t old = tw.load(std::memory_order_relaxed);
     for (;;) {
       if (((old >> sh) & 0xffU) != 0) return false;
