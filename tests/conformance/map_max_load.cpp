@@ -54,20 +54,29 @@ TEST_CASE("map: a read table fills to its maximum load before new keys go to the
 // A full table whose deleted entries outnumber its live ones is rebuilt by the store that
 // finds it full, and the new key goes into the new table: no round through the dirty map,
 // which would grow by doubling only to be promoted into a rebuild anyway (decisions.md D31).
-// Keys come and go at a steady count per shard.
-TEST_CASE("map: a full table crowded by deleted entries is rebuilt at once, not amended",
-          "[conformance][promotion]") {
+// The new table is sized for the live keys (capacity_for), and twice that when it would
+// have fewer than crowded_double_below slots (decisions.md D52). Keys come and go at a
+// steady count per shard: `live_keys` per map, in one shard per node.
+namespace {
+
+struct rebuild_counts {
+  std::size_t compacted = 0;  // full tables with more deleted entries than live keys
+  std::size_t doubled = 0;    // of those, rebuilt with twice the room
+  std::size_t amended = 0;    // full tables with fewer
+};
+
+rebuild_counts check_crowded_rebuilds(std::uint64_t live_keys, std::size_t min_capacity) {
+  using numamap::detail::capacity_for;
   map_t::options o;
   o.shards_per_node = 1;
   map_t m(o);
-  constexpr std::uint64_t live_keys = 3000;
+  const std::size_t small = numamap::detail::crowded_double_below;
   std::vector<std::size_t> live(m.shard_count(), 0);
   for (std::uint64_t k = 0; k < live_keys; ++k) {
     m.store(k, k + 1);
     ++live[map_test_access::shard_of(m, k)];
   }
-  std::size_t compacted = 0;  // full tables with more deleted entries than live keys
-  std::size_t amended = 0;    // full tables with fewer
+  rebuild_counts n;
   for (std::uint64_t k = live_keys; k < 20 * live_keys; ++k) {
     const std::size_t i = map_test_access::shard_of(m, k);
     const auto before = map_test_access::read_table(m, i);
@@ -79,24 +88,44 @@ TEST_CASE("map: a full table crowded by deleted entries is rebuilt at once, not 
     REQUIRE(m.erase(old));
     --live[map_test_access::shard_of(m, old)];
     const bool full = (before.used + 1) * max_load_den > before.capacity * max_load_num;
-    if (!full || before.amended || before.capacity < 64) continue;
+    if (!full || before.amended || before.capacity < min_capacity) continue;
     INFO("key " << k << ", shard " << i << ", live " << live_before << ", full slots "
-                << before.used << " of " << before.capacity);
+                << before.used << " of " << before.capacity << ", now " << after.capacity);
     // Not amended: every live key of the shard is in the table, the other full slots are
     // deleted entries.
     if (before.used > 2 * live_before + 8) {
-      ++compacted;
+      ++n.compacted;
       CHECK(after.table != before.table);
       CHECK_FALSE(after.amended);
       CHECK(after.used * 2 <= after.capacity);
+      const std::size_t sized = capacity_for(live_before);
+      const bool twice = sized < small;
+      CHECK(after.capacity == (twice ? 2 * sized : sized));
+      if (twice) ++n.doubled;
     } else {
-      ++amended;
+      ++n.amended;
       CHECK(after.table == before.table);
       CHECK(after.amended);
     }
   }
-  CHECK(compacted >= 3);
-  CHECK(amended >= 1);
   CHECK(m.size() == live_keys);
   for (std::uint64_t k = 19 * live_keys; k < 20 * live_keys; k += 7) CHECK(m.load(k) == k + 1);
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("map: a full table crowded by deleted entries is rebuilt at once, not amended",
+          "[conformance][promotion]") {
+  SECTION("tables of thousands of slots: sized for the live keys") {
+    const rebuild_counts n = check_crowded_rebuilds(3000, 64);
+    CHECK(n.compacted >= 3);
+    CHECK(n.doubled == 0);
+    CHECK(n.amended >= 1);
+  }
+  SECTION("small tables: twice the room") {
+    const rebuild_counts n = check_crowded_rebuilds(40, 16);
+    CHECK(n.compacted >= 3);
+    CHECK(n.doubled == n.compacted);
+  }
 }

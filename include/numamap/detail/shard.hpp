@@ -1258,9 +1258,10 @@ class shard {
   /// with which promote_locked chooses a rebuild over an append.
   bool crowded_locked(const table_t* t) const noexcept {
     const std::size_t live = live_in_table_locked();
-    const std::size_t dead = t->used() > live ? t->used() - live : 0;
-    return dead * 2 > t->used() + 8;
+    return crowded(t->used() > live ? t->used() - live : 0, t->used());
   }
+  /// Whether `dead` deleted entries crowd a table with `used` full slots (crowded_locked).
+  static bool crowded(std::size_t dead, std::size_t used) noexcept { return dead * 2 > used + 8; }
 
   std::size_t live_in_table_locked() const noexcept {
     const std::size_t live = size();
@@ -1281,7 +1282,8 @@ class shard {
     } catch (...) {
       return false;
     }
-    if (t != empty_table() && t->fits(d) && dead_t * 2 <= t->used() + 8) {
+    const bool crowded_t = crowded(dead_t, t->used());
+    if (t != empty_table() && t->fits(d) && !crowded_t) {
       // Append: the dirty entries into free slots of the current table, each claimed (t is
       // closed since its first dirty key: no lock-free claim of these keys publishes in
       // it); the dirty slots are just emptied.
@@ -1307,7 +1309,15 @@ class shard {
       table_t* nt = nullptr;
       try {
         rec->bag.reserve_more(1);
-        nt = new_table(capacity_for(live_t + d));
+        // A small table crowded by deleted entries (a shard whose keys churn) gets twice
+        // the room: there a rebuild's fixed costs (the allocation, the freeze's fence, the
+        // publication, the old table's retirement) outweigh copying a few dozen entries,
+        // and a 1K-key map's 128-slot tables filled again after about 40 fresh keys
+        // (decisions.md D52). Larger tables are sized for the live count alone, as the
+        // memory per entry matters more there than the rebuilds' rate.
+        std::size_t cap = capacity_for(live_t + d);
+        if (crowded_t && cap < crowded_double_below) cap *= 2;
+        nt = new_table(cap);
       } catch (...) {
         return false;  // t not frozen yet: nothing to undo
       }

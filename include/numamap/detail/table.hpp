@@ -109,6 +109,10 @@ static_assert(lane_bits(zero_lanes(0x00ff0001ff000100ULL)) == 0xa5, "lanes 0, 2,
 /// The fewest slots a table has (entry_table::min_capacity, capacity_for).
 inline constexpr std::size_t table_min_capacity = 16;
 
+/// A rebuild of a table crowded by deleted entries doubles a new table that would have
+/// fewer slots than this (shard::promote_locked, decisions.md D52).
+inline constexpr std::size_t crowded_double_below = 1024;
+
 /// Which lines a writer's probe asks for, ahead of its first load: `read` (a read prefetch of
 /// the home entry's line, as readers do), or `owned` (the home entry's and the home tag
 /// group's lines asked for owned, prefetch_for_write), for a writer that will likely claim
