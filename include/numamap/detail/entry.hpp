@@ -188,8 +188,9 @@ struct entry {
 
   /// Publishes `w` in state `s` and releases the lock.
   void unlock(const locked& l, std::uint64_t w, std::uint32_t s) noexcept {
-    // Relaxed: the lock is held; readers that see this word also see the lock bit ((E5),
-    // (E3)) and reject it, and the (E6) release below publishes it with the new ctl.
+    // Relaxed: the lock is held; a reader that sees this word then sees the lock bit or a
+    // later ctl ((E5), (E3), (E4)) and rejects it, and the (E6) release below publishes it
+    // with the new ctl.
     word.store(w, std::memory_order_relaxed);
     // (E6) release: the word (and a new value node) before the new ctl.
     ctl.store(((l.ctl + count_one) & ~(lock_bit | state_mask)) | s, std::memory_order_release);

@@ -167,8 +167,8 @@ class entry_table {
   /// both the table and the dirty map. (C1) alone could be relaxed: (C2) orders it against
   /// (K2) ([atomics.order]: a store sequenced before a seq_cst fence is seen by every
   /// seq_cst load that follows the fence in the total order). It stays seq_cst so that the
-  /// proofs may place it in that order ((T0), match_group), at no cost that shows: one
-  /// xchg instead of a mov, once per table closed.
+  /// proofs may place it in that order ((T0), match_group), at no cost that shows: it runs
+  /// once per table closed, next to a full fence.
   void close() noexcept {
     claims_.store(claim_state_closed, std::memory_order_seq_cst);  // (C1)
     fence_seq_cst();                                               // (C2)
