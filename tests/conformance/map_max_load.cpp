@@ -56,7 +56,7 @@ TEST_CASE("map: a read table fills to its maximum load before new keys go to the
 // which would grow by doubling only to be promoted into a rebuild anyway (decisions.md D31).
 // The new table is sized for the live keys (capacity_for), and twice that when it would
 // have fewer than crowded_double_below slots (decisions.md D52). Keys come and go at a
-// steady count per shard: `live_keys` per map, in one shard per node.
+// steady count per shard, about `per_shard` (one shard per node).
 namespace {
 
 struct rebuild_counts {
@@ -65,11 +65,12 @@ struct rebuild_counts {
   std::size_t amended = 0;    // full tables with fewer
 };
 
-rebuild_counts check_crowded_rebuilds(std::uint64_t live_keys, std::size_t min_capacity) {
+rebuild_counts check_crowded_rebuilds(std::uint64_t per_shard, std::size_t min_capacity) {
   using numamap::detail::capacity_for;
   map_t::options o;
   o.shards_per_node = 1;
   map_t m(o);
+  const std::uint64_t live_keys = per_shard * m.shard_count();
   const std::size_t small = numamap::detail::crowded_double_below;
   std::vector<std::size_t> live(m.shard_count(), 0);
   for (std::uint64_t k = 0; k < live_keys; ++k) {
@@ -118,13 +119,13 @@ rebuild_counts check_crowded_rebuilds(std::uint64_t live_keys, std::size_t min_c
 TEST_CASE("map: a full table crowded by deleted entries is rebuilt at once, not amended",
           "[conformance][promotion]") {
   SECTION("tables of thousands of slots: sized for the live keys") {
-    const rebuild_counts n = check_crowded_rebuilds(3000, 64);
+    const rebuild_counts n = check_crowded_rebuilds(3000, 64);  // rebuilt to 8192 slots
     CHECK(n.compacted >= 3);
     CHECK(n.doubled == 0);
     CHECK(n.amended >= 1);
   }
   SECTION("small tables: twice the room") {
-    const rebuild_counts n = check_crowded_rebuilds(40, 16);
+    const rebuild_counts n = check_crowded_rebuilds(40, 16);  // rebuilt to 2 x 128 slots
     CHECK(n.compacted >= 3);
     CHECK(n.doubled == n.compacted);
   }
