@@ -1257,11 +1257,14 @@ class shard {
   /// Whether deleted entries outnumber the live ones in t (current, mu_ held): the test
   /// with which promote_locked chooses a rebuild over an append.
   bool crowded_locked(const table_t* t) const noexcept {
-    const std::size_t live = live_in_table_locked();
-    return crowded(t->used() > live ? t->used() - live : 0, t->used());
+    return crowded(t->used(), live_in_table_locked());
   }
-  /// Whether `dead` deleted entries crowd a table with `used` full slots (crowded_locked).
-  static bool crowded(std::size_t dead, std::size_t used) noexcept { return dead * 2 > used + 8; }
+  /// Whether a table with `used` full slots, `live` of them live keys, is crowded by the
+  /// deleted rest (crowded_locked, promote_locked).
+  static bool crowded(std::size_t used, std::size_t live) noexcept {
+    const std::size_t dead = used > live ? used - live : 0;
+    return dead * 2 > used + 8;
+  }
 
   std::size_t live_in_table_locked() const noexcept {
     const std::size_t live = size();
@@ -1275,14 +1278,13 @@ class shard {
     table_t* t = load_view(std::memory_order_relaxed).table();  // as (S2)
     const std::size_t d = dirty_->used();
     const std::size_t live_t = live_in_table_locked();
-    const std::size_t dead_t = t->used() > live_t ? t->used() - live_t : 0;
     thread_record* rec = nullptr;
     try {
       rec = dom_->local_record();
     } catch (...) {
       return false;
     }
-    const bool crowded_t = crowded(dead_t, t->used());
+    const bool crowded_t = crowded(t->used(), live_t);
     if (t != empty_table() && t->fits(d) && !crowded_t) {
       // Append: the dirty entries into free slots of the current table, each claimed (t is
       // closed since its first dirty key: no lock-free claim of these keys publishes in
