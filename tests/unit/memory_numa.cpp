@@ -697,8 +697,39 @@ bool kernel_has_thp() {
 }
 }  // namespace
 
-TEST_CASE("mappings of 4 MiB and more are advised MADV_HUGEPAGE; NUMAMAP_NO_HUGE_PAGES=1 stops it",
-          "[memory]") {
+TEST_CASE("chunks of small blocks get huge pages from the third chunk (8 MiB) on", "[memory]") {
+  // The first two chunks (2 and 4 MiB) stay on 4 KiB pages, so that 6 MiB of small blocks
+  // are not made resident 2 MiB at a time (decisions.md D53); the third is advised.
+  const numamap::node_id node = topology::system().nodes().front().id;
+  numa_memory m;
+  if (m.is_fallback() || !kernel_has_thp()) {
+    CHECK((m.is_fallback() ? !m.note().empty() : true));
+    return;  // heap memory, or no THP: there is no advice to give
+  }
+  const std::size_t block = d::arena_small_max;  // the largest small class
+  std::vector<void*> blocks;
+  std::size_t first_advised = 0;  // bytes of blocks allocated before the first advised one
+  bool advised = false;
+  while (!advised && blocks.size() * block < (std::size_t{16} << 20)) {
+    void* p = m.allocate(block, 64, node);
+    blocks.push_back(p);
+    const std::string f = vm_flags_of(p);
+    REQUIRE(!f.empty());
+    if (has_flag(f, "hg")) {
+      advised = true;
+    } else {
+      first_advised += block;
+    }
+  }
+  INFO("small blocks before the first advised one: " << first_advised << " bytes");
+  CHECK(first_advised >= (std::size_t{4} << 20));  // past the second chunk: 2 + 4 MiB
+  CHECK(advised);                                  // the third chunk is advised
+  for (void* p : blocks) m.deallocate(p, block, 64, node);
+}
+
+TEST_CASE(
+    "large blocks of 4 MiB and more are advised MADV_HUGEPAGE; NUMAMAP_NO_HUGE_PAGES=1 stops it",
+    "[memory]") {
   const numamap::node_id node = topology::system().nodes().front().id;
   const std::size_t big = std::size_t{8} << 20;
   const std::size_t small = std::size_t{3} << 20;

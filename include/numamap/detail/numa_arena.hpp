@@ -8,8 +8,8 @@
 // Layout:
 // - Chunks: anonymous private mappings, 2 MiB aligned (so transparent huge pages can back
 //   them), growing geometrically 2, 4, 8, ... 64 MiB (few VMAs: chunks bound to different
-//   nodes never merge, and vm.max_map_count is 65530). Mappings of 4 MiB and more (chunks
-//   and large blocks) are advised MADV_HUGEPAGE unless NUMAMAP_NO_HUGE_PAGES=1.
+//   nodes never merge, and vm.max_map_count is 65530). Chunks of 8 MiB and more and large
+//   blocks of 4 MiB and more are advised MADV_HUGEPAGE unless NUMAMAP_NO_HUGE_PAGES=1.
 // - Size classes 8 B .. 64 KiB (8-byte steps up to 64, then four classes per power of two).
 //   Each class bump-allocates from runs carved page-aligned out of the current chunk and
 //   keeps an intrusive free list of returned blocks. Blocks are packed at the class size (a
@@ -65,8 +65,11 @@ inline constexpr std::size_t arena_chunk_min = std::size_t{2} << 20;
 inline constexpr std::size_t arena_chunk_max = std::size_t{64} << 20;
 inline constexpr std::size_t arena_chunk_align = std::size_t{2} << 20;
 inline constexpr std::size_t arena_max_block_align = 4096;
-/// Mappings of at least this size are advised MADV_HUGEPAGE (see map_region).
+/// Large blocks' mappings of at least this size are advised MADV_HUGEPAGE (see map_region).
 inline constexpr std::size_t arena_huge_min = std::size_t{4} << 20;
+/// Chunks of at least this size are advised MADV_HUGEPAGE: the third chunk on, so the first
+/// 6 MiB of small blocks stay on 4 KiB pages (see carve; decisions.md D53).
+inline constexpr std::size_t arena_huge_chunk_min = std::size_t{8} << 20;
 /// Freed large mappings of at most this length are kept as spares, at most this many.
 inline constexpr std::size_t arena_spare_len_max = std::size_t{8} << 20;
 inline constexpr std::size_t arena_spare_count = 4;
@@ -155,7 +158,7 @@ struct placement_policy {
   int mode = mpol_preferred | mpol_f_static_nodes;  // mode | flags for mbind
   node_mask mask;          // the node (preferred, bind) or the interleave set
   bool strict = false;     // bind: check free memory, populate, fail instead of falling back
-  bool huge_pages = true;  // MADV_HUGEPAGE on mappings of at least arena_huge_min bytes
+  bool huge_pages = true;  // MADV_HUGEPAGE on large mappings (arena_huge_min, _chunk_min)
 };
 
 /// The bind-mode headroom: what must stay free on the node beyond the request (the kernel's
@@ -271,7 +274,12 @@ class node_arena {
         // Shrink the chunk (not below what the request needs) until the node has room for it.
         while (size / 2 >= std::max(arena_chunk_min, need) && !node_has_room(size)) size /= 2;
       }
-      char* base = map_region(size, arena_chunk_align);
+      // A chunk is touched a run at a time, as small blocks are asked for: a huge page would
+      // make the whole 2 MiB around a run resident at its first touch, however little of it
+      // is used. So only chunks from the third on (8 MiB, after 6 MiB of small blocks) get
+      // huge pages; the second (4 MiB) made a 100K-key map resident at 73 bytes per entry
+      // instead of 59 (decisions.md D53).
+      char* base = map_region(size, arena_chunk_align, arena_huge_chunk_min);
       chunks_.push_back(chunk{base, size, 0});
       next_chunk_ = std::min(arena_chunk_max, size * 2);
     }
@@ -290,7 +298,7 @@ class node_arena {
         std::max(align, len >= arena_chunk_align ? arena_chunk_align : os_page_size());
     std::lock_guard<std::mutex> lock(region_mu_);
     char* p = take_spare(len, alignment);
-    if (p == nullptr) p = map_region(len, alignment);
+    if (p == nullptr) p = map_region(len, alignment, arena_huge_min);
     try {
       large_.emplace(p, len);
     } catch (...) {
@@ -346,8 +354,9 @@ class node_arena {
     return free_bytes >= len && free_bytes - len >= bind_headroom(total);
   }
 
-  // Maps, binds and (strict) populates a region. Caller holds region_mu_. Throws bad_alloc.
-  char* map_region(std::size_t len, std::size_t align) {
+  // Maps, binds and (strict) populates a region, advised MADV_HUGEPAGE if it has at least
+  // huge_min bytes. Caller holds region_mu_. Throws bad_alloc.
+  char* map_region(std::size_t len, std::size_t align, std::size_t huge_min) {
     if (policy_.strict && !node_has_room(len)) throw std::bad_alloc();
     void* p = map_aligned(len, align);
     if (p == nullptr) throw std::bad_alloc();
@@ -369,7 +378,7 @@ class node_arena {
     // first touch, so huge pages come from the policy's node too. Small mappings (the first
     // chunks of a small map) stay on 4 KiB pages: a huge page would make a 1K-key map
     // resident in 2 MiB steps. Advice only: an error (no THP in the kernel) changes nothing.
-    if (policy_.huge_pages && len >= arena_huge_min) (void)::madvise(p, len, MADV_HUGEPAGE);
+    if (policy_.huge_pages && len >= huge_min) (void)::madvise(p, len, MADV_HUGEPAGE);
     if (policy_.strict && !populate(p, len)) {
       ::munmap(p, len);
       throw std::bad_alloc();
