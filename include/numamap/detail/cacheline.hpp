@@ -107,14 +107,15 @@ class adaptive_mutex {
                       std::numeric_limits<int>::max(), nullptr, nullptr, 0);
     }
   }
-  bool try_lock() noexcept {
+  NUMAMAP_ALWAYS_INLINE bool try_lock() noexcept {
     int c = 0;
     // (M1) acquire: the holder's critical section, ended by unlock's release, happens before
     // ours. Failure relaxed: a taken mutex is not entered, so nothing is read through it.
     return state_.compare_exchange_strong(c, 1, std::memory_order_acquire,
                                           std::memory_order_relaxed);
   }
-  void unlock() noexcept {
+  // Forced inline, with try_lock: GCC 12 made unlock a call of its own.
+  NUMAMAP_ALWAYS_INLINE void unlock() noexcept {
     // (M2) release: our critical section before the next holder's (pairs with (M1)).
     // 2 means someone may sleep on the word: wake one.
     if (state_.exchange(0, std::memory_order_release) == 2) wake_one();

@@ -155,35 +155,15 @@ struct entry {
     return true;
   }
 
-  /// Takes the writer lock; returns what the entry held.
-  locked lock() noexcept {
-    backoff wait;
-    // Relaxed, here and in the wait below: only a guess at ctl for the CAS, which reads it
+  /// Takes the writer lock; returns what the entry held. The first try is inline (a load
+  /// and a CAS, what a lock of an entry no other writer holds costs); waiting for a holder
+  /// is a call (lock_contended). GCC 12 made the whole function a call.
+  NUMAMAP_ALWAYS_INLINE locked lock() noexcept {
+    // Relaxed, here and in lock_contended: only a guess at ctl for the CAS, which reads it
     // again and orders (L1); nothing is read on the strength of these loads.
     std::uint32_t c = ctl.load(std::memory_order_relaxed);
-    for (;;) {
-      if ((c & lock_bit) == 0 &&
-          // (L1) acquire: orders this writer after the previous writer's unlock (E6).
-          //      seq_cst: a writer that reached the entry without the shard mutex then loads
-          //      its table's frozen flag (F3); against the rebuild's (F1)/(F2) either the
-          //      writer sees the flag or the rebuild sees this lock (table.hpp, freeze).
-          //      On x86-64 the same instruction as acquire. Failure relaxed: a failed CAS
-          //      only refreshes c for the next try, and nothing is read on its strength.
-          ctl.compare_exchange_weak(c, c | lock_bit, std::memory_order_seq_cst,
-                                    std::memory_order_relaxed)) {
-        // (E5) release fence: the word store that follows cannot be seen by a reader
-        //      without that reader also seeing the lock bit (pairs with (E3)).
-        fence_release();
-        // Relaxed: (L1)'s acquire already orders this load after the word's last store,
-        // published by the previous writer's (E6), or for a new entry by (T2) or a rebuild's
-        // publication (H3, S3); writers are serialised by the lock.
-        return {c, word.load(std::memory_order_relaxed)};
-      }
-      if ((c & lock_bit) != 0) {
-        wait();
-        c = ctl.load(std::memory_order_relaxed);
-      }
-    }
+    if (try_lock_from(c)) return acquired(c);
+    return lock_contended(c);
   }
 
   /// Publishes `w` in state `s` and releases the lock.
@@ -199,6 +179,43 @@ struct entry {
   /// Releases the lock without a change.
   void unlock_unchanged(const locked& l) noexcept {
     ctl.store(l.ctl, std::memory_order_release);  // as (E6)
+  }
+
+ private:
+  /// One try at the lock from ctl's guessed value c: false, with c refreshed by the failed
+  /// CAS, if the lock is held or ctl moved (or the weak CAS failed spuriously).
+  NUMAMAP_ALWAYS_INLINE bool try_lock_from(std::uint32_t& c) noexcept {
+    // (L1) acquire: orders this writer after the previous writer's unlock (E6).
+    //      seq_cst: a writer that reached the entry without the shard mutex then loads its
+    //      table's frozen flag (F3); against the rebuild's (F1)/(F2) either the writer sees
+    //      the flag or the rebuild sees this lock (table.hpp, freeze). On x86-64 the same
+    //      instruction as acquire. Failure relaxed: a failed CAS only refreshes c for the
+    //      next try, and nothing is read on its strength.
+    return (c & lock_bit) == 0 &&
+           ctl.compare_exchange_weak(c, c | lock_bit, std::memory_order_seq_cst,
+                                     std::memory_order_relaxed);
+  }
+  /// What lock() returns once (L1) succeeded with ctl c.
+  NUMAMAP_ALWAYS_INLINE locked acquired(std::uint32_t c) noexcept {
+    // (E5) release fence: the word store that follows cannot be seen by a reader without
+    //      that reader also seeing the lock bit (pairs with (E3)).
+    fence_release();
+    // Relaxed: (L1)'s acquire already orders this load after the word's last store,
+    // published by the previous writer's (E6), or for a new entry by (T2) or a rebuild's
+    // publication (H3, S3); writers are serialised by the lock.
+    return {c, word.load(std::memory_order_relaxed)};
+  }
+  /// lock() after its first try failed (c: ctl as that try left it): waits politely while
+  /// another writer holds the lock, and tries again.
+  NUMAMAP_NOINLINE locked lock_contended(std::uint32_t c) noexcept {
+    backoff wait;
+    for (;;) {
+      if ((c & lock_bit) != 0) {
+        wait();
+        c = ctl.load(std::memory_order_relaxed);
+      }
+      if (try_lock_from(c)) return acquired(c);
+    }
   }
 };
 

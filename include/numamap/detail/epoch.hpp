@@ -143,13 +143,12 @@ class retire_bag {
   bool empty() const noexcept { return size() == 0; }
   /// Makes room for n more push_back calls, so that they cannot throw.
   /// Inline when there is room (every write calls this; vector::reserve is an out-of-line
-  /// call of some 25 instructions even when it has nothing to do). Grows geometrically:
+  /// call of some 25 instructions even when it has nothing to do), forced: GCC 12 made the
+  /// whole function a call of its own in the shard's write paths. Grows geometrically:
   /// reserve() alone allocates exactly what is asked, so reserving one more per retirement
   /// would copy the whole bag each time.
-  void reserve_more(std::size_t n) {
-    if (items_.capacity() - items_.size() < n) {
-      items_.reserve(std::max(items_.size() + n, 2 * items_.capacity()));
-    }
+  NUMAMAP_ALWAYS_INLINE void reserve_more(std::size_t n) {
+    if (items_.capacity() - items_.size() < n) grow(n);
   }
   void push_back(const retired& x) { items_.push_back(x); }
   const retired* begin() const noexcept { return items_.data() + head_; }
@@ -185,6 +184,11 @@ class retire_bag {
   void free_all() noexcept { free_before(~std::uint64_t{0}); }
 
  private:
+  /// reserve_more()'s growth, out of line. May throw std::bad_alloc (the bag is unchanged).
+  NUMAMAP_NOINLINE void grow(std::size_t n) {
+    items_.reserve(std::max(items_.size() + n, 2 * items_.capacity()));
+  }
+
   std::vector<retired> items_;
   std::size_t head_ = 0;  // items_[0, head_) are freed
   bool freeing_ = false;  // free_before is running (on this thread: the bag is owner-only)
