@@ -60,10 +60,11 @@ inline constexpr std::size_t max_shards_per_node = 4096;
 /// The largest `options::insert_credits` accepted.
 inline constexpr std::size_t max_insert_credits = 4096;
 
-/// How lock-free lookups probe a shard's read table (`options::probe`, decisions.md D33).
+/// How lock-free lookups probe a shard's read table (`options::probe`, decisions.md D33,
+/// D54).
 enum class read_probe : unsigned char {
-  /// Tags where the map's tables outgrow the cache and their tags do not
-  /// (`options::probe_cache_bytes`), slots elsewhere. The default.
+  /// Tags while the map's tags fit a quarter of the cache (`options::probe_cache_bytes`),
+  /// slots for tables larger than that. The default.
   automatic,
   /// Always on the tag bytes, 16 slots at a time.
   tags,
@@ -442,13 +443,13 @@ class concurrent_map {
     return std::min(detail::ceil_pow2(cpus * 8), max_shards_per_node);
   }
 
-  /// The read tables probed on their tags (decisions.md D33).
+  /// The read tables probed on their tags (decisions.md D33, D54).
   static detail::tag_window tag_window_for(const options& o, std::size_t shards) {
     if (o.probe == read_probe::tags) return detail::tag_window::all();
     if (o.probe == read_probe::slots) return detail::tag_window::none();
     const std::size_t cache =
         o.probe_cache_bytes != 0 ? o.probe_cache_bytes : detail::l2_cache_bytes();
-    return detail::tag_window::sized(cache, shards, sizeof(typename shard_t::entry_t));
+    return detail::tag_window::sized(cache, shards);
   }
 
   template <class K>

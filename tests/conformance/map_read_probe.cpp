@@ -1,4 +1,4 @@
-// options.probe and options.probe_cache_bytes (decisions.md D33): lock-free lookups probe a
+// options.probe and options.probe_cache_bytes (decisions.md D33, D54): lock-free lookups probe a
 // read table on its tag bytes or slot by slot, chosen per table when its view is published.
 // Checked through map_test_access::read_table (which probe each shard's current view names)
 // and through the fast attempt alone (map_test_access::try_lookup), which must answer every
@@ -87,18 +87,14 @@ TEST_CASE("read probe: forced tags or slots name every read table's probe; answe
 
 TEST_CASE("read probe: automatic probes on tags exactly the tables in the cache window",
           "[conformance][probe]") {
-  // A cache of 1024 slots' entries per shard: tables of at most 1024 slots fit it, those of
-  // 2048 or more do not; their tags fit a quarter of it up to entry size x 256 slots (4096
-  // for 24-byte entries).
+  // A cache of four times 4096 tag bytes per shard: tables of up to 4096 slots are probed
+  // on their tags, from the smallest on (decisions.md D54), those of 8192 or more slot by
+  // slot.
   const std::size_t shards = shard_count(map_t(options_with(read_probe::slots)));
-  const std::size_t entry_bytes = sizeof(numamap::detail::entry<std::uint64_t>);
-  const std::size_t cache = shards * entry_bytes * 1024;
+  const std::size_t cache = shards * 4096 * 4;
   map_t m(options_with(read_probe::automatic, cache));
-  auto expected = [&](std::size_t capacity) {
-    return capacity >= 2048 && capacity * shards <= cache / 4;
-  };
+  auto expected = [&](std::size_t capacity) { return capacity * shards <= cache / 4; };
   std::set<std::size_t> with_tags;
-  std::set<std::size_t> below;
   std::set<std::size_t> above;
   const std::uint64_t n = 40000 * shards;  // past the window: 65536-slot tables
   for (std::uint64_t k = 0; k < n; ++k) {
@@ -109,13 +105,14 @@ TEST_CASE("read probe: automatic probes on tags exactly the tables in the cache 
         const auto t = map_test_access::read_table(m, i);
         INFO("shard " << i << ", capacity " << t.capacity);
         CHECK(t.tags == expected(t.capacity));
-        (t.tags ? with_tags : t.capacity < 2048 ? below : above).insert(t.capacity);
+        (t.tags ? with_tags : above).insert(t.capacity);
       }
     }
   }
-  // All three sides of the window were seen.
-  CHECK_FALSE(with_tags.empty());
-  CHECK_FALSE(below.empty());
+  // Both sides of the window were seen, and the smallest tables were in it.
+  REQUIRE_FALSE(with_tags.empty());
+  CHECK(*with_tags.begin() <= 64);
+  CHECK(*with_tags.rbegin() == 4096);
   CHECK_FALSE(above.empty());
   check_answers(m, n);
 }

@@ -168,34 +168,36 @@ TEST_CASE("table: probes on tags and over the slots agree with a walk over the c
   }
 }
 
-TEST_CASE("table: the tag window by cache size, shard count and entry size", "[unit][table]") {
+TEST_CASE("table: the tag window by cache size and shard count", "[unit][table]") {
   using numamap::detail::tag_window;
-  // 1 MiB, 16 shards, 24-byte entries: 16 x 2048 x 24 = 768 KiB fit, 16 x 4096 x 24 do not;
-  // 16 x 16384 tags are a quarter of it.
-  const tag_window w = tag_window::sized(std::size_t{1} << 20U, 16, 24);
-  CHECK(w.min_capacity == 4096);
+  // 1 MiB, 16 shards: 16 x 16384 tags are a quarter of it; every smaller table is in the
+  // window too, whether its entries fit the cache (2048 slots: 768 KiB of 24-byte entries)
+  // or not (decisions.md D54).
+  const tag_window w = tag_window::sized(std::size_t{1} << 20U, 16);
+  CHECK(w.min_capacity == 1);
   CHECK(w.max_capacity == 16384);
-  CHECK_FALSE(w.contains(2048));
+  CHECK(w.contains(16));
+  CHECK(w.contains(2048));
   CHECK(w.contains(4096));
   CHECK(w.contains(16384));
   CHECK_FALSE(w.contains(32768));
-  // Exactly at the cache: entries that fill it fit it.
-  const tag_window exact = tag_window::sized(std::size_t{16} * 1024 * 24, 16, 24);
-  CHECK(exact.min_capacity == 2048);
-  // One shard: the same table bytes, 16 times the capacity.
-  const tag_window one = tag_window::sized(std::size_t{1} << 20U, 1, 24);
-  CHECK(one.min_capacity == 65536);
+  // Not a power of two: the last capacity whose tags fit (3 MiB / 4 / 16 = 49152 -> 32768).
+  CHECK(tag_window::sized(std::size_t{3} << 20U, 16).max_capacity == 32768);
+  // One shard: 16 times the capacity.
+  const tag_window one = tag_window::sized(std::size_t{1} << 20U, 1);
   CHECK(one.max_capacity == 262144);
+  CHECK(one.contains(16));
   // A cache too small for any table's tags: a window below the smallest table, or empty.
-  const tag_window tiny = tag_window::sized(64, 16, 24);
+  const tag_window tiny = tag_window::sized(64, 16);
   CHECK(tiny.max_capacity == 1);
-  CHECK(tag_window::sized(16, 16, 24).max_capacity == 0);
+  CHECK(tag_window::sized(16, 16).max_capacity == 0);
   CHECK_FALSE(tiny.contains(16));
   CHECK_FALSE(tiny.contains(std::size_t{1} << 20U));
-  // Entries that never outgrow a huge cache: the window starts past every real table.
-  const tag_window huge = tag_window::sized(~std::size_t{0}, 1, 1);
-  CHECK(huge.min_capacity == std::size_t{1} << 62U);
-  CHECK_FALSE(huge.contains(std::size_t{1} << 40U));
+  CHECK_FALSE(tag_window::sized(16, 16).contains(16));
+  // A huge cache: every table.
+  const tag_window huge = tag_window::sized(~std::size_t{0}, 1);
+  CHECK(huge.contains(16));
+  CHECK(huge.contains(std::size_t{1} << 40U));
   CHECK(tag_window::all().contains(16));
   CHECK_FALSE(tag_window::none().contains(16));
   CHECK(numamap::detail::l2_cache_bytes() > 0);

@@ -242,9 +242,9 @@ class entry_table {
   }
 
   /// find_masked() without the tags: linear probing over the slots' control words from
-  /// the home slot, as before D32 (decisions.md D33). The read probe of tables that fit
-  /// the cache or whose tags would not (tag_window): there the tags only add a line to
-  /// wait for, or instructions. Lock-free, writes nothing; the same slots in the same order
+  /// the home slot, as before D32 (decisions.md D33). The read probe of tables whose tags
+  /// would not fit the cache (tag_window): there the tags only add a line to wait for.
+  /// Lock-free, writes nothing; the same slots in the same order
   /// as probe() (which also reads matching lanes past the first empty one in its group,
   /// D39: the answers differ only for a key whose claim races the probe, and both are then
   /// right).
@@ -724,30 +724,29 @@ inline std::size_t ceil_pow2(std::size_t n) noexcept {
   return c;
 }
 
-/// The table capacities whose read probe starts on the tags (decisions.md D33): those
-/// whose map's entries (one such table per shard) would not fit the cache, while its
-/// tags would fit a quarter of it (the rest is for the entry lines that stream through).
-/// Elsewhere the tags do not pay: with the entries in the cache they only add
-/// instructions (1K keys: 0.58x absl with them, 0.62x without), and with the tags out of
-/// it a lookup waits for two lines instead of one (1M keys: 0.74-0.82 against 0.90-1.06;
-/// 10M: 1.13 against 1.39; at 300K keys, tags of half the cache, no better than without).
-/// Writers' probes use the tags at every size.
+/// The table capacities whose read probe starts on the tags (decisions.md D33, D54): those
+/// whose map's tags (one such table per shard) fit a quarter of the cache (the rest is for
+/// the entry lines that stream through). Past that a lookup waits for two lines, the tag
+/// group's and the entry's, instead of one (1M keys: 0.74-0.82x absl against 0.90-1.06x
+/// slot by slot; 10M: 1.13 against 1.39; at 300K keys, tags of half the cache, no better).
+/// Below it the tags pay whether the entries fit the cache or not: where they miss it (100K
+/// keys) the match finds the one entry line to wait for, and where they fit it (1K, 10K
+/// keys) it takes 17 instructions more than the slot-by-slot probe and saves most of its
+/// mispredicted branches on the probe's length (0.23 -> 0.04 a lookup at 1K keys; Intel
+/// VM: 1.06-1.43x the slot probe's speed at 1K and 10K keys). Writers' probes use the tags
+/// at every size.
 struct tag_window {
   std::size_t min_capacity = 0;  ///< the smallest capacity in the window
   std::size_t max_capacity = 0;  ///< the largest; below min_capacity: an empty window
   bool contains(std::size_t capacity) const noexcept {
     return capacity >= min_capacity && capacity <= max_capacity;
   }
-  /// The window for `shards` tables of `entry_bytes` per slot (plus a tag byte) against a
-  /// cache of `cache_bytes` (per core: one thread's probes go to every shard).
-  static tag_window sized(std::size_t cache_bytes, std::size_t shards,
-                          std::size_t entry_bytes) noexcept {
+  /// The window for `shards` tables against a cache of `cache_bytes` (per core: one
+  /// thread's probes go to every shard): every capacity up to the last whose shards' tags
+  /// fit a quarter of it (none: an empty window).
+  static tag_window sized(std::size_t cache_bytes, std::size_t shards) noexcept {
     tag_window w;
     w.min_capacity = 1;
-    // The first capacity whose shards' entries exceed the cache (2^62: none).
-    const std::size_t fit = cache_bytes / (shards * entry_bytes);
-    while (w.min_capacity <= fit && w.min_capacity < (std::size_t{1} << 62U)) w.min_capacity <<= 1;
-    // The last one whose shards' tags fit a quarter of it (none: 0).
     const std::size_t tags_fit = cache_bytes / 4 / shards;
     w.max_capacity = ceil_pow2(tags_fit + 1) >> 1U;
     return w;
