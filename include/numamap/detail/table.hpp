@@ -733,7 +733,7 @@ inline std::size_t ceil_pow2(std::size_t n) noexcept {
 /// keys) the match finds the one entry line to wait for, and where they fit it (1K, 10K
 /// keys) it takes 17 instructions more than the slot-by-slot probe and saves most of its
 /// mispredicted branches on the probe's length (0.23 -> 0.04 a lookup at 1K keys; Intel
-/// VM: 1.06-1.43x the slot probe's speed at 1K and 10K keys). Writers' probes use the tags
+/// VM: 1.05-1.43x the slot probe's speed at 1K and 10K keys). Writers' probes use the tags
 /// at every size.
 struct tag_window {
   std::size_t min_capacity = 0;  ///< the smallest capacity in the window
