@@ -736,23 +736,17 @@ inline std::size_t ceil_pow2(std::size_t n) noexcept {
 /// VM: 1.05-1.43x the slot probe's speed at 1K and 10K keys). Writers' probes use the tags
 /// at every size.
 struct tag_window {
-  std::size_t min_capacity = 0;  ///< the smallest capacity in the window
-  std::size_t max_capacity = 0;  ///< the largest; below min_capacity: an empty window
-  bool contains(std::size_t capacity) const noexcept {
-    return capacity >= min_capacity && capacity <= max_capacity;
-  }
+  std::size_t max_capacity = 0;  ///< the largest capacity in the window (0: none)
+  bool contains(std::size_t capacity) const noexcept { return capacity <= max_capacity; }
   /// The window for `shards` tables against a cache of `cache_bytes` (per core: one
   /// thread's probes go to every shard): every capacity up to the last whose shards' tags
   /// fit a quarter of it (none: an empty window).
   static tag_window sized(std::size_t cache_bytes, std::size_t shards) noexcept {
-    tag_window w;
-    w.min_capacity = 1;
     const std::size_t tags_fit = cache_bytes / 4 / shards;
-    w.max_capacity = ceil_pow2(tags_fit + 1) >> 1U;
-    return w;
+    return {ceil_pow2(tags_fit + 1) >> 1U};
   }
-  static tag_window all() noexcept { return {0, ~std::size_t{0}}; }
-  static tag_window none() noexcept { return {1, 0}; }
+  static tag_window all() noexcept { return {~std::size_t{0}}; }
+  static tag_window none() noexcept { return {0}; }
 };
 
 /// The size of one core's L2 cache as the C library reports it, or 1 MiB where it does not
