@@ -350,10 +350,15 @@ def pair_states(nm, ref):
 
 
 def spread(ratios, want):
+    """The paired ratios' range, their median and in how many the target was met. The
+    median of the pairs can differ from the ratio of the medians when the maps' runs fell
+    into the VM's two hand-off states in different numbers: each map's median then comes
+    from another state."""
     if not ratios:
         return "-"
     met = sum(r >= want for r in ratios)
-    return f"{min(ratios):.2f}-{max(ratios):.2f}x, {met} of {len(ratios)}"
+    return (f"{min(ratios):.2f}-{max(ratios):.2f}x, median {statistics.median(ratios):.2f}x, "
+            f"{met} of {len(ratios)}")
 
 
 # The throughput targets of issue 4: (description, mix, size, threads, reference, wanted
@@ -436,7 +441,7 @@ def markdown(agg, maps, mixes, sizes, bpe, meta):
     if NUMAMAP in maps:
         lines.append("### Targets (issue 4)")
         lines.append("")
-        lines.append("| target | cell | numamap | reference | ratio | per repetition: range, met in "
+        lines.append("| target | cell | numamap | reference | ratio | per repetition: range, median, met in "
                      "| pairs' hand-off: fast, slow, other | wanted | |")
         lines.append("|---|---|---|---|---|---|---|---|---|")
         for t in targets(agg, bpe):
